@@ -1,0 +1,102 @@
+# Makefile - build, run and test sluice.
+#
+#   make            build build/sluiced
+#   make run        install build dependencies, build, run on conf/sluice.yaml
+#   make test       install test dependencies, build, run unit + system tests
+#   make asan       the same tests against an ASan+UBSan build (build/asan)
+#   make bench      accept benchmark against Postfix (tests/bench/accept.sh)
+#
+# Everything is built under $(BUILD); `make BUILD=dir SAN=address,undefined`
+# is what `make asan` does.
+
+BUILD	?= build
+CC	?= cc
+CFLAGS	?= -O2 -g
+WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
+	   -Wmissing-prototypes -Wpointer-arith -Wno-unused-parameter \
+	   -Wno-format-truncation
+PKGS	 = libevent libevent_pthreads yaml-0.1
+PY	 = /usr/bin/python3
+
+# Debian packages: to build, to test, and what the benchmark needs.
+DEPS_BUILD = build-essential pkg-config libevent-dev libyaml-dev
+DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-aiosmtpd swaks
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore -Iconf \
+	     $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS	  += $(PKG_LIBS) -lpthread
+
+ifdef SAN
+ALL_CFLAGS += -fsanitize=$(SAN) -fno-sanitize-recover=all \
+	      -fno-omit-frame-pointer
+LDFLAGS    += -fsanitize=$(SAN)
+endif
+
+LIB_SRC	 = $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard conf/*.c)
+LIB_OBJ	 = $(LIB_SRC:%.c=$(BUILD)/%.o)
+MAIN_OBJ = $(BUILD)/core/main.o
+UNIT_SRC = $(wildcard tests/unit/test_*.c)
+UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(BUILD)/sluiced
+
+$(BUILD)/sluiced: $(MAIN_OBJ) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) \
+	    -o $@ $^ $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+# deps-* install missing Debian packages (as root, or through sudo).
+define install_missing
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing: $$missing"; \
+		SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+	fi
+endef
+
+deps-build:
+	$(call install_missing,$(DEPS_BUILD))
+
+deps-test:
+	$(call install_missing,$(DEPS_TEST))
+
+run: deps-build
+	$(MAKE) all
+	$(BUILD)/sluiced -c conf/sluice.yaml
+
+unit: $(UNIT_BIN)
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+
+system: $(BUILD)/sluiced
+	SLUICED=$(abspath $(BUILD)/sluiced) $(PY) -m pytest -q tests/system
+
+test: deps-test
+	$(MAKE) all unit
+	$(MAKE) system
+
+asan: deps-test
+	$(MAKE) BUILD=build/asan SAN=address,undefined CFLAGS="-O1 -g" all unit
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(MAKE) BUILD=build/asan SAN=address,undefined CFLAGS="-O1 -g" system
+
+bench: all
+	bash tests/bench/accept.sh
+
+clean:
+	rm -rf build
+
+.PHONY: all run unit system test asan bench clean deps-build deps-test
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,116 @@
+/*
+ * conf.h - the server configuration: one YAML file turned into struct config
+ *
+ * API: conf_load() reads and validates a file; conf_free() releases it.
+ * Parsing helpers for the value types (durations, sizes, CIDR networks) are
+ * exported for the unit tests and for other modules that parse the same
+ * notations.
+ * Errors: conf_load() returns NULL and fills err with "FILE:LINE:COL: what";
+ * it never logs and never exits.
+ * Ownership: the caller owns the returned struct config; everything hanging
+ * from it is freed by conf_free(). A loaded config is read-only and is shared
+ * by every thread.
+ */
+#ifndef SLUICE_CONF_H
+#define SLUICE_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#define CONF_ERR_LEN 512
+
+enum listener_role {
+	ROLE_MX,
+	ROLE_SUBMISSION,
+	ROLE_SUBMISSIONS,
+};
+
+struct conf_listener {
+	char *name;
+	char *address;		/* textual, as configured ("127.0.0.1", "::1") */
+	uint16_t port;
+	enum listener_role role;
+};
+
+struct conf_network {		/* a CIDR block, IPv4 or IPv6 */
+	int family;		/* AF_INET or AF_INET6 */
+	unsigned char addr[16];	/* network address, host bits cleared */
+	unsigned prefix;	/* 0..32 or 0..128 */
+};
+
+enum bare_newline_policy {
+	BARE_NL_REJECT,		/* reject the message after end of data */
+	BARE_NL_NORMALIZE,	/* store bare LF / bare CR as CRLF */
+};
+
+struct conf_limits {
+	uint64_t message_size;		/* bytes, 0 = no limit */
+	unsigned recipients;		/* per message */
+	unsigned line_length;		/* text line in DATA, with CRLF */
+	unsigned command_line_length;	/* command line, with CRLF */
+	unsigned sessions;		/* concurrent, all listeners */
+	unsigned per_ip_sessions;	/* concurrent, per client address */
+	unsigned errors;		/* client errors before 421 */
+	unsigned idle_timeout;		/* seconds without any input */
+	unsigned command_timeout;	/* seconds to complete one command line */
+};
+
+struct conf_retry {			/* all in seconds */
+	unsigned first;
+	unsigned max_interval;
+	unsigned lifetime;
+	unsigned warn_after;
+};
+
+enum log_target {
+	LOG_TARGET_STDERR,
+	LOG_TARGET_SYSLOG,
+};
+
+struct conf_log {
+	enum log_target target;
+	int debug;			/* level: debug */
+	char *facility;			/* syslog facility name, default "mail" */
+};
+
+struct config {
+	char *path;			/* the file it came from */
+	char *hostname;
+	char *spool;			/* absolute path */
+	char *user;			/* NULL: do not change user */
+	unsigned workers;		/* 0 = one per core */
+	unsigned delivery_concurrency;	/* parallel deliveries */
+
+	struct conf_listener *listeners;
+	size_t nlisteners;
+
+	struct conf_network *trusted_networks;
+	size_t ntrusted_networks;
+
+	char **local_domains;		/* lower case */
+	size_t nlocal_domains;
+
+	char *maildir;			/* template with %d %u, absolute */
+	char **mailbox_users;		/* "local@domain", lower case */
+	size_t nmailbox_users;
+	char *mailbox_users_file;	/* absolute, or NULL */
+
+	struct conf_limits limits;
+	struct conf_retry retry;
+	enum bare_newline_policy bare_newline;
+	struct conf_log log;
+};
+
+struct config	*conf_load(const char *path, char *err, size_t errlen);
+void		 conf_free(struct config *);
+
+/* Value parsers: 0 on success, -1 on a malformed or out-of-range value. */
+int	conf_parse_duration(const char *, unsigned *seconds);
+int	conf_parse_size(const char *, uint64_t *bytes);
+int	conf_parse_network(const char *, struct conf_network *);
+int	conf_network_match(const struct conf_network *,
+	    const struct sockaddr *);
+
+#endif

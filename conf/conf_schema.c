@@ -1,0 +1,518 @@
+/*
+ * conf_schema.c - the accepted keys: one table of struct conf_key per mapping
+ *
+ * API: conf_top_keys[] (walked by conf_load()), conf_schema_finish() for the
+ * checks that need the whole file; see conf_priv.h.
+ * Each row names a key, its setter and where the value goes. Keys of
+ * features not written yet (tls, auth, relay, routes, pipeline, ...) have a
+ * row whose setter says so, rather than being silently ignored.
+ * Errors: 0 or -1 with "FILE:LINE:COL: what" in ld->err.
+ * Ownership: setters store straight into ld->cf (see conf_priv.h).
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <arpa/inet.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "conf_priv.h"
+
+#define QUOTE_LEN	64
+#define NAME_MAX_LEN	64
+
+static int	 set_hostname(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+static int	 set_listeners(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+static int	 set_listener_name(struct conf_loader *,
+		    const struct conf_key *, const struct ynode *,
+		    const struct ynode *, void *);
+static int	 set_address(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+static int	 set_role(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+static int	 set_networks(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+static int	 set_local_domains(struct conf_loader *,
+		    const struct conf_key *, const struct ynode *,
+		    const struct ynode *, void *);
+static int	 set_maildir(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+static int	 set_users(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+static int	 set_users_file(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+static int	 set_bare_newline(struct conf_loader *,
+		    const struct conf_key *, const struct ynode *,
+		    const struct ynode *, void *);
+static int	 set_log_target(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+static int	 set_log_level(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+static int	 set_facility(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+static int	 address_bytes(const char *, unsigned char *);
+static int	 check_listener(struct conf_loader *, const struct ynode *,
+		    size_t);
+static int	 has_domain(const struct config *, const char *);
+
+#define LST(f)	offsetof(struct conf_listener, f)
+static const struct conf_key listener_keys[] = {
+	{ "name",	set_listener_name, LST(name),	0, 0,	  NULL },
+	{ "address",	set_address,	LST(address),	0, 0,	  NULL },
+	{ "port",	conf_set_uint16, LST(port),	1, 65535, NULL },
+	{ "role",	set_role,	LST(role),	0, 0,	  NULL },
+	{ "tls",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "auth",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ NULL,		NULL,		0,		0, 0,	  NULL },
+};
+
+static const struct conf_key domain_keys[] = {
+	{ "local",	set_local_domains, 0,		0, 0,	  NULL },
+	{ "relay",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ NULL,		NULL,		0,		0, 0,	  NULL },
+};
+
+#define CF(f)	offsetof(struct config, f)
+static const struct conf_key mailbox_keys[] = {
+	{ "maildir",	set_maildir,	CF(maildir),	0, 0,	  NULL },
+	{ "users",	set_users,	0,		0, 0,	  NULL },
+	{ "users_file",	set_users_file,	CF(mailbox_users_file), 0, 0, NULL },
+	{ NULL,		NULL,		0,		0, 0,	  NULL },
+};
+
+#define RT(f)	offsetof(struct conf_retry, f)
+static const struct conf_key retry_keys[] = {
+	{ "first",	  conf_set_duration, RT(first),	       1, 0, NULL },
+	{ "max_interval", conf_set_duration, RT(max_interval), 1, 0, NULL },
+	{ "lifetime",	  conf_set_duration, RT(lifetime),     1, 0, NULL },
+	{ "warn_after",	  conf_set_duration, RT(warn_after),   1, 0, NULL },
+	{ NULL,		  NULL,		     0,		       0, 0, NULL },
+};
+
+#define LIM(f)	offsetof(struct conf_limits, f)
+static const struct conf_key limit_keys[] = {
+	{ "message_size", conf_set_size,  LIM(message_size),	0, 0, NULL },
+	{ "recipients",	  conf_set_uint,  LIM(recipients),	1, 100000,
+	    NULL },
+	{ "line_length",  conf_set_uint,  LIM(line_length),	80, 1000000,
+	    NULL },
+	{ "command_line_length", conf_set_uint, LIM(command_line_length),
+	    512, 65536, NULL },
+	{ "sessions",	  conf_set_uint,  LIM(sessions),	1, 1000000,
+	    NULL },
+	{ "per_ip_sessions", conf_set_uint, LIM(per_ip_sessions), 1, 1000000,
+	    NULL },
+	{ "errors",	  conf_set_uint,  LIM(errors),		1, 1000, NULL },
+	{ "idle_timeout", conf_set_duration, LIM(idle_timeout),	1, 0, NULL },
+	{ "command_timeout", conf_set_duration, LIM(command_timeout), 1, 0,
+	    NULL },
+	{ NULL,		  NULL,		  0,			0, 0, NULL },
+};
+
+static const struct conf_key smtp_keys[] = {
+	{ "bare_newline", set_bare_newline, 0,		0, 0,	  NULL },
+	{ NULL,		NULL,		0,		0, 0,	  NULL },
+};
+
+static const struct conf_key log_keys[] = {
+	{ "target",	set_log_target,	0,		0, 0,	  NULL },
+	{ "level",	set_log_level,	0,		0, 0,	  NULL },
+	{ "facility",	set_facility,	0,		0, 0,	  NULL },
+	{ NULL,		NULL,		0,		0, 0,	  NULL },
+};
+
+const struct conf_key conf_top_keys[] = {
+	{ "hostname",	set_hostname,	0,		0, 0,	  NULL },
+	{ "spool",	conf_set_path,	CF(spool),	0, 0,	  NULL },
+	{ "user",	conf_set_string, CF(user),	0, 0,	  NULL },
+	{ "workers",	conf_set_uint,	CF(workers),	0, 64,	  NULL },
+	{ "delivery_concurrency", conf_set_uint, CF(delivery_concurrency),
+	    1, 1000, NULL },
+	{ "listeners",	set_listeners,	0,		0, 0,	  NULL },
+	{ "trusted_networks", set_networks, 0,		0, 0,	  NULL },
+	{ "domains",	conf_set_section, 0,		0, 0, domain_keys },
+	{ "mailboxes",	conf_set_section, 0,		0, 0, mailbox_keys },
+	{ "retry",	conf_set_section, CF(retry),	0, 0, retry_keys },
+	{ "limits",	conf_set_section, CF(limits),	0, 0, limit_keys },
+	{ "smtp",	conf_set_section, 0,		0, 0, smtp_keys },
+	{ "log",	conf_set_section, CF(log),	0, 0, log_keys },
+	{ "routes",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "dns",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "auth",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "pipeline",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "metrics",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "control",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ NULL,		NULL,		0,		0, 0,	  NULL },
+};
+
+static int
+set_hostname(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	struct config	*cf = obj;
+	const char	*v;
+	char		*d, q[QUOTE_LEN];
+
+	(void)key;
+	if ((v = conf_scalar(ld, k, val)) == NULL)
+		return -1;
+	if (!conf_valid_domain(v))
+		return conf_error(ld, val, "invalid value '%s' for 'hostname': "
+		    "expected a domain name like mx.example.org",
+		    conf_quote(v, q, sizeof(q)));
+	if ((d = conf_strdup(ld, val, v)) == NULL)
+		return -1;
+	free(cf->hostname);
+	cf->hostname = d;
+	return 0;
+}
+
+static int
+set_listeners(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	struct config		*cf = obj;
+	struct conf_listener	*p;
+	const struct ynode	*item;
+	size_t			 i;
+
+	(void)k;
+	(void)key;
+	if (conf_expect(ld, val, YNODE_SEQUENCE, "listeners") == -1)
+		return -1;
+	if (val->nkids == 0)
+		return conf_error(ld, val, "'listeners' needs at least one "
+		    "listener");
+	for (i = 0; i < val->nkids; i++) {
+		item = val->kids[i];
+		if (item->type != YNODE_MAPPING)
+			return conf_error(ld, item, "expected a mapping for "
+			    "each item of 'listeners', found a %s",
+			    conf_yaml_kind(item));
+		if ((p = conf_push(ld, item, cf->listeners, &cf->nlisteners,
+		    sizeof(*p))) == NULL)
+			return -1;
+		cf->listeners = p;
+		p[i].role = ROLE_MX;
+		if (conf_walk(ld, item, "listeners", listener_keys,
+		    &p[i]) == -1 || check_listener(ld, val, i) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+set_listener_name(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	const char	*v;
+	char		 q[QUOTE_LEN];
+	size_t		 len;
+
+	if ((v = conf_scalar(ld, k, val)) == NULL)
+		return -1;
+	len = strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	    "0123456789-_.");
+	if (len == 0 || v[len] != '\0' || len > NAME_MAX_LEN)
+		return conf_error(ld, val, "invalid value '%s' for '%s': "
+		    "expected letters, digits, '-', '_' or '.' (at most %d)",
+		    conf_quote(v, q, sizeof(q)), conf_qname(ld, k),
+		    NAME_MAX_LEN);
+	return conf_set_string(ld, k, key, val, obj);
+}
+
+/* AF_INET or AF_INET6 for an address literal, 0 if it is not one. */
+static int
+address_bytes(const char *s, unsigned char *buf)
+{
+	memset(buf, 0, 16);
+	if (inet_pton(AF_INET, s, buf) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, s, buf) == 1)
+		return AF_INET6;
+	return 0;
+}
+
+static int
+set_address(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	const char	*v;
+	unsigned char	 buf[16];
+	char		 q[QUOTE_LEN];
+
+	if ((v = conf_scalar(ld, k, val)) == NULL)
+		return -1;
+	if (address_bytes(v, buf) == 0)
+		return conf_error(ld, val, "invalid value '%s' for '%s': "
+		    "expected an IPv4 or IPv6 address",
+		    conf_quote(v, q, sizeof(q)), conf_qname(ld, k));
+	return conf_set_string(ld, k, key, val, obj);
+}
+
+static int
+set_role(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	static const char *const	 words[] = {
+		"mx", "submission", "submissions", NULL
+	};
+	static const enum listener_role	 roles[] = {
+		ROLE_MX, ROLE_SUBMISSION, ROLE_SUBMISSIONS
+	};
+	struct conf_listener		*l = obj;
+	size_t				 i;
+
+	(void)key;
+	if (conf_word(ld, k, val, words, &i) == -1)
+		return -1;
+	l->role = roles[i];
+	return 0;
+}
+
+/* Listener i is complete and differs from those before it. */
+static int
+check_listener(struct conf_loader *ld, const struct ynode *list, size_t i)
+{
+	const struct conf_listener	*l = &ld->cf->listeners[i], *o;
+	const struct ynode		*item = list->kids[i];
+	unsigned char			 a[16], b[16];
+	size_t				 j;
+	int				 fa;
+
+	if (l->name == NULL)
+		return conf_error(ld, item, "listener without 'name'");
+	if (l->address == NULL)
+		return conf_error(ld, item, "listener '%s' has no 'address'",
+		    l->name);
+	if (l->port == 0)
+		return conf_error(ld, item, "listener '%s' has no 'port'",
+		    l->name);
+	fa = address_bytes(l->address, a);
+	for (j = 0; j < i; j++) {
+		o = &ld->cf->listeners[j];
+		if (strcmp(o->name, l->name) == 0)
+			return conf_error(ld, conf_yaml_get(item, "name"),
+			    "duplicate listener name '%s' (first at line %lu)",
+			    l->name, list->kids[j]->line);
+		if (o->port == l->port && address_bytes(o->address, b) == fa &&
+		    memcmp(a, b, sizeof(a)) == 0)
+			return conf_error(ld, conf_yaml_get(item, "address"),
+			    "listener '%s' has the same address and port as "
+			    "listener '%s'", l->name, o->name);
+	}
+	return 0;
+}
+
+static int
+set_networks(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	struct config		*cf = obj;
+	struct conf_network	*p;
+	const char		*v;
+	char			 q[QUOTE_LEN];
+	size_t			 i;
+
+	(void)key;
+	if (conf_expect(ld, val, YNODE_SEQUENCE, k->name) == -1)
+		return -1;
+	free(cf->trusted_networks);
+	cf->trusted_networks = NULL;
+	cf->ntrusted_networks = 0;
+	for (i = 0; i < val->nkids; i++) {
+		if ((v = conf_scalar(ld, k, val->kids[i])) == NULL)
+			return -1;
+		if ((p = conf_push(ld, val->kids[i], cf->trusted_networks,
+		    &cf->ntrusted_networks, sizeof(*p))) == NULL)
+			return -1;
+		cf->trusted_networks = p;
+		if (conf_parse_network(v, &p[i]) == -1)
+			return conf_error(ld, val->kids[i], "invalid network "
+			    "'%s' in '%s': expected an address or a CIDR "
+			    "block like 192.0.2.0/24",
+			    conf_quote(v, q, sizeof(q)), k->name);
+	}
+	return 0;
+}
+
+static int
+has_domain(const struct config *cf, const char *d)
+{
+	size_t	 i;
+
+	for (i = 0; i < cf->nlocal_domains; i++)
+		if (strcmp(cf->local_domains[i], d) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+set_local_domains(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	struct config	*cf = obj;
+	const char	*v;
+	char		*d, **p, q[QUOTE_LEN];
+	size_t		 i;
+
+	(void)key;
+	if (conf_expect(ld, val, YNODE_SEQUENCE, conf_qname(ld, k)) == -1)
+		return -1;
+	if (val->nkids == 0)
+		return conf_error(ld, val, "'%s' needs at least one domain",
+		    conf_qname(ld, k));
+	for (i = 0; i < val->nkids; i++) {
+		if ((v = conf_scalar(ld, k, val->kids[i])) == NULL)
+			return -1;
+		if (!conf_valid_domain(v))
+			return conf_error(ld, val->kids[i], "invalid domain "
+			    "'%s' in '%s'", conf_quote(v, q, sizeof(q)),
+			    conf_qname(ld, k));
+		if ((d = conf_strdup(ld, val->kids[i], v)) == NULL)
+			return -1;
+		if (has_domain(cf, conf_lower(d))) {
+			free(d);
+			continue;
+		}
+		if ((p = conf_push(ld, val->kids[i], cf->local_domains,
+		    &cf->nlocal_domains, sizeof(*p))) == NULL) {
+			free(d);
+			return -1;
+		}
+		cf->local_domains = p;
+		p[cf->nlocal_domains - 1] = d;
+	}
+	return 0;
+}
+
+/* A path template: only %d (domain) and %u (local part), %u required. */
+static int
+set_maildir(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	const char	*v, *p;
+	int		 has_u = 0;
+
+	if ((v = conf_scalar(ld, k, val)) == NULL)
+		return -1;
+	for (p = v; (p = strchr(p, '%')) != NULL; p += 2) {
+		if (p[1] != 'd' && p[1] != 'u')
+			return conf_error(ld, val, "'%s' may only contain "
+			    "%%d (domain) and %%u (local part) after '%%'",
+			    conf_qname(ld, k));
+		has_u |= p[1] == 'u';
+	}
+	if (!has_u)
+		return conf_error(ld, val, "'%s' must contain %%u (the local "
+		    "part)", conf_qname(ld, k));
+	return conf_set_path(ld, k, key, val, obj);
+}
+
+/* Checked by conf_users_finish(), once domains.local is known. */
+static int
+set_users(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	(void)key;
+	(void)obj;
+	if (conf_expect(ld, val, YNODE_SEQUENCE, conf_qname(ld, k)) == -1)
+		return -1;
+	ld->users = val;
+	return 0;
+}
+
+static int
+set_users_file(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	if (conf_set_path(ld, k, key, val, obj) == -1)
+		return -1;
+	ld->users_file = val;
+	return 0;
+}
+
+static int
+set_bare_newline(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	static const char *const	 words[] = {
+		"reject", "normalize", NULL
+	};
+	struct config			*cf = obj;
+	size_t				 i;
+
+	(void)key;
+	if (conf_word(ld, k, val, words, &i) == -1)
+		return -1;
+	cf->bare_newline = i == 0 ? BARE_NL_REJECT : BARE_NL_NORMALIZE;
+	return 0;
+}
+
+static int
+set_log_target(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	static const char *const	 words[] = { "stderr", "syslog", NULL };
+	struct conf_log			*log = obj;
+	size_t				 i;
+
+	(void)key;
+	if (conf_word(ld, k, val, words, &i) == -1)
+		return -1;
+	log->target = i == 0 ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
+	return 0;
+}
+
+static int
+set_log_level(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	static const char *const	 words[] = { "info", "debug", NULL };
+	struct conf_log			*log = obj;
+	size_t				 i;
+
+	(void)key;
+	if (conf_word(ld, k, val, words, &i) == -1)
+		return -1;
+	log->debug = i == 1;
+	return 0;
+}
+
+static int
+set_facility(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	static const char *const	 words[] = {
+		"mail", "daemon", "user", "local0", "local1", "local2",
+		"local3", "local4", "local5", "local6", "local7", NULL
+	};
+	struct conf_log			*log = obj;
+	char				*d;
+	size_t				 i;
+
+	(void)key;
+	if (conf_word(ld, k, val, words, &i) == -1)
+		return -1;
+	if ((d = conf_strdup(ld, val, words[i])) == NULL)
+		return -1;
+	free(log->facility);
+	log->facility = d;
+	return 0;
+}
+
+/* What only the whole file can tell: at least one listener and domain. */
+int
+conf_schema_finish(struct conf_loader *ld)
+{
+	if (ld->cf->nlisteners == 0)
+		return conf_error(ld, ld->root, "no listener: 'listeners' "
+		    "needs at least one entry");
+	if (ld->cf->nlocal_domains == 0)
+		return conf_error(ld, ld->root, "no local domain: "
+		    "'domains.local' needs at least one domain");
+	return 0;
+}

@@ -1,0 +1,214 @@
+/*
+ * deliver_maildir.c - local delivery into Maildir mailboxes.
+ *
+ * The message is written to tmp/ under a unique name
+ * (<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>), fsynced, renamed into new/,
+ * and new/ is fsynced: once this returns DELIVER_OK the mail survives a
+ * crash. Return-Path: and Delivered-To: are prepended; line ends are
+ * stored as LF, as Maildir readers expect.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "transport.h"
+#include "util.h"
+
+#define COPY_CHUNK	(64 * 1024)
+
+static atomic_uint delivery_seq;
+
+int
+maildir_path(const char *tmpl, const char *local, const char *domain,
+    char *buf, size_t len)
+{
+	size_t o = 0;
+
+	if (local[0] == '\0' || local[0] == '.' || strchr(local, '/') ||
+	    domain[0] == '\0' || domain[0] == '.' || strchr(domain, '/'))
+		return -1;
+	for (const char *p = tmpl; *p; p++) {
+		const char *add = NULL;
+		char one[2] = { *p, '\0' };
+
+		if (*p == '%' && p[1] == 'u')
+			add = local, p++;
+		else if (*p == '%' && p[1] == 'd')
+			add = domain, p++;
+		else if (*p == '%' && p[1] == '%')
+			add = "%", p++;
+		else
+			add = one;
+		size_t n = strlen(add);
+		if (o + n >= len)
+			return -1;
+		memcpy(buf + o, add, n);
+		o += n;
+	}
+	buf[o] = '\0';
+	return 0;
+}
+
+/* host_part - our hostname with '/' and ':' encoded, per the convention */
+static void
+host_part(const char *host, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (; *host && o + 5 < len; host++) {
+		if (*host == '/')
+			o += (size_t)snprintf(buf + o, len - o, "\\057");
+		else if (*host == ':')
+			o += (size_t)snprintf(buf + o, len - o, "\\072");
+		else
+			buf[o++] = *host;
+	}
+	buf[o] = '\0';
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* copy_lf - copy the queued message, CRLF becoming LF */
+static int
+copy_lf(int out, int in, uint64_t len)
+{
+	char *ibuf = xmalloc(COPY_CHUNK), *obuf = xmalloc(COPY_CHUNK);
+	uint64_t off = 0;
+	int pending_cr = 0, rv = -1;
+
+	while (off < len) {
+		size_t want = len - off < COPY_CHUNK ? (size_t)(len - off) : COPY_CHUNK;
+		ssize_t k = pread(in, ibuf, want, (off_t)off);
+		if (k <= 0) {
+			if (k == 0)
+				errno = EIO;
+			goto out;
+		}
+		size_t o = 0;
+		for (ssize_t i = 0; i < k; i++) {
+			char c = ibuf[i];
+			if (pending_cr && c != '\n')
+				obuf[o++] = '\r';
+			pending_cr = (c == '\r');
+			if (!pending_cr)
+				obuf[o++] = c;
+			if (o >= COPY_CHUNK - 1) {
+				if (write_all(out, obuf, o) == -1)
+					goto out;
+				o = 0;
+			}
+		}
+		if (write_all(out, obuf, o) == -1)
+			goto out;
+		off += (uint64_t)k;
+	}
+	if (pending_cr && write_all(out, "\r", 1) == -1)
+		goto out;
+	rv = 0;
+out:
+	free(ibuf);
+	free(obuf);
+	return rv;
+}
+
+static void
+result(struct delivery *d, enum deliver_result r, const char *fmt,
+    const char *arg)
+{
+	d->res->result = r;
+	snprintf(d->res->text, sizeof(d->res->text), fmt, arg);
+}
+
+/* temp_or_perm - disk trouble is temporary; a path we cannot make is not */
+static enum deliver_result
+classify(int err)
+{
+	return (err == ENOTDIR || err == ENAMETOOLONG || err == ELOOP) ?
+	    DELIVER_PERM : DELIVER_TEMP;
+}
+
+void
+maildir_deliver(struct delivery *d)
+{
+	const struct envelope *e = &d->msg->env;
+	char tmp[4096], new[4096], sub[4096], name[512], host[256], *hdr;
+	struct timeval tv;
+	struct stat st;
+	int fd = -1, saved;
+
+	for (const char *s = "tmp\0new\0cur\0"; *s; s += 4) {
+		snprintf(sub, sizeof(sub), "%s/%s", d->mailbox, s);
+		if (mkdir_p(sub, 0700) == -1) {
+			saved = errno;
+			if (classify(saved) == DELIVER_PERM)
+				result(d, DELIVER_PERM, "5.2.0 cannot create "
+				    "Maildir: %s", strerror(saved));
+			else
+				result(d, DELIVER_TEMP, "4.2.0 cannot create "
+				    "Maildir: %s", strerror(saved));
+			return;
+		}
+	}
+	gettimeofday(&tv, NULL);
+	host_part(d->hostname, host, sizeof(host));
+	int hlen = xasprintf(&hdr, "Return-Path: <%s>\nDelivered-To: %s\n",
+	    e->sender, e->rcpts[d->rcpt].addr);
+	snprintf(name, sizeof(name), "%lld.M%06ldP%dQ%u.%s",
+	    (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
+	    atomic_fetch_add(&delivery_seq, 1), host);
+	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", d->mailbox, name);
+
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1 || write_all(fd, hdr, (size_t)hlen) == -1 ||
+	    copy_lf(fd, d->msg->fd, d->msg->msg_len) == -1 ||
+	    fsync(fd) == -1 || fstat(fd, &st) == -1)
+		goto fail;
+	/* the final name carries the size, as Dovecot and Courier expect */
+	size_t nl = strlen(name);
+	snprintf(name + nl, sizeof(name) - nl, ",S=%llu",
+	    (unsigned long long)st.st_size);
+	snprintf(new, sizeof(new), "%s/new/%s", d->mailbox, name);
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	fd = -1;
+	snprintf(sub, sizeof(sub), "%s/new", d->mailbox);
+	if (rename(tmp, new) == -1 || fsync_dir(sub) == -1)
+		goto fail;
+	free(hdr);
+	result(d, DELIVER_OK, "2.0.0 delivered to maildir as %s", name);
+	return;
+fail:
+	saved = errno;
+	if (fd != -1)
+		close(fd);
+	unlink(tmp);
+	free(hdr);
+	if (saved == ENOSPC || saved == EDQUOT)
+		result(d, DELIVER_TEMP, "4.2.2 mailbox full: %s",
+		    strerror(saved));
+	else
+		result(d, DELIVER_TEMP, "4.3.0 maildir write failed: %s",
+		    strerror(saved));
+}

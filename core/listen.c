@@ -1,0 +1,80 @@
+/*
+ * listen.c - listen sockets (listen.h).
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "listen.h"
+#include "server.h"
+#include "util.h"
+
+#define BACKLOG	1024
+
+static int
+listen_one(const struct conf_listener *l, char *err, unsigned errlen)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int fd, on = 1;
+
+	memset(&ss, 0, sizeof(ss));
+	if (inet_pton(AF_INET, l->address,
+	    &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
+		ss.ss_family = AF_INET;
+		((struct sockaddr_in *)&ss)->sin_port = htons(l->port);
+		sl = sizeof(struct sockaddr_in);
+	} else if (inet_pton(AF_INET6, l->address,
+	    &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
+		ss.ss_family = AF_INET6;
+		((struct sockaddr_in6 *)&ss)->sin6_port = htons(l->port);
+		sl = sizeof(struct sockaddr_in6);
+	} else {
+		snprintf(err, errlen, "listener %s: bad address %s", l->name,
+		    l->address);
+		return -1;
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	if (ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
+	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 ||
+	    listen(fd, BACKLOG) == -1)
+		goto fail;
+	return fd;
+fail:
+	snprintf(err, errlen, "listener %s: cannot listen on %s port %u: %s",
+	    l->name, l->address, l->port, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return -1;
+}
+
+int
+listen_all(const struct config *c, struct listen_socket **out, unsigned *n,
+    char *err, unsigned errlen)
+{
+	struct listen_socket *ls = xcalloc(c->nlisteners, sizeof(*ls));
+
+	for (size_t i = 0; i < c->nlisteners; i++) {
+		ls[i].conf = &c->listeners[i];
+		if ((ls[i].fd = listen_one(&c->listeners[i], err, errlen)) == -1) {
+			while (i-- > 0)
+				close(ls[i].fd);
+			free(ls);
+			return -1;
+		}
+	}
+	*out = ls;
+	*n = (unsigned)c->nlisteners;
+	return 0;
+}

@@ -1,0 +1,206 @@
+/*
+ * main.c - sluiced: load the configuration, bind, recover the queue, start
+ * the queue manager and the SMTP workers, then wait for signals.
+ *
+ *   sluiced [-d] [-c FILE]     run in the foreground
+ *   sluiced -t [-c FILE]       check the configuration and exit
+ *
+ * Signals are blocked in every thread and taken here with sigwait():
+ * SIGTERM/SIGINT stop gracefully (no new sessions, idle sessions get 421,
+ * commits in flight finish and are answered, running deliveries finish).
+ */
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "conn_limits.h"
+#include "iopool.h"
+#include "listen.h"
+#include "log.h"
+#include "loop.h"
+#include "mailbox.h"
+#include "qmgr.h"
+#include "queue.h"
+#include "server.h"
+#include "util.h"
+
+#define DEFAULT_CONF	"conf/sluice.yaml"
+#define COMMIT_THREADS	16
+#define SESSION_DRAIN_S	10
+
+struct server server;
+
+static void
+usage(void)
+{
+	fprintf(stderr, "usage: sluiced [-dt] [-c config]\n");
+	exit(2);
+}
+
+/* drop_privileges - root with `user:` set: own the spool, become user */
+static void
+drop_privileges(const struct config *c)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0)
+		return;
+	if (c->user == NULL) {
+		log_warnx("event=init warning=\"running as root: set user:\"");
+		return;
+	}
+	if ((pw = getpwnam(c->user)) == NULL)
+		fatalx("event=init error=\"unknown user %s\"", c->user);
+	const char *subs[] = { "", "/incoming", "/queue", "/failed",
+	    "/corrupt", "/lock" };
+	for (size_t i = 0; i < nitems(subs); i++) {
+		char *p;
+		xasprintf(&p, "%s%s", c->spool, subs[i]);
+		if (chown(p, pw->pw_uid, pw->pw_gid) == -1)
+			fatal("event=init error=\"cannot chown %s\"", p);
+		free(p);
+	}
+	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
+	    setuid(pw->pw_uid) == -1)
+		fatal("event=init error=\"cannot become %s\"", c->user);
+	log_info("event=init user=%s uid=%u", c->user, (unsigned)pw->pw_uid);
+}
+
+static void
+start(void)
+{
+	struct config *c = server.conf;
+	char err[512];
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (listen_all(c, &server.listeners, &server.nlisteners, err,
+	    sizeof(err)) == -1)
+		fatalx("event=init error=%s", log_q(err));
+	if (queue_open(c->spool, err, sizeof(err)) == -1)
+		fatalx("event=init error=%s", log_q(err));
+	drop_privileges(c);
+	server.mailboxes = mailbox_table_new(c);
+	conn_limits_init(c->limits.sessions, c->limits.per_ip_sessions);
+	server.nworkers = c->workers ? c->workers : (ncpu > 0 ? (unsigned)ncpu : 1);
+	server.commit_pool = iopool_new("commit", COMMIT_THREADS);
+	server.delivery_pool = iopool_new("delivery", c->delivery_concurrency);
+	server.qmgr = loop_new("qmgr");
+	qmgr_init();
+	qmgr_recover();
+	if (loop_start(server.qmgr) == -1)
+		fatal("event=init error=\"cannot start queue manager\"");
+	workers_start();
+	for (unsigned i = 0; i < server.nlisteners; i++)
+		log_info("event=listening listener=%s address=%s port=%u",
+		    server.listeners[i].conf->name,
+		    server.listeners[i].conf->address,
+		    server.listeners[i].conf->port);
+	log_info("event=ready workers=%u hostname=%s spool=%s",
+	    server.nworkers, c->hostname, c->spool);
+}
+
+static void
+stop(void)
+{
+	log_info("event=stopping");
+	atomic_store(&server.stopping, 1);
+	for (unsigned i = 0; i < server.nlisteners; i++)
+		close(server.listeners[i].fd);
+	workers_stop();
+	workers_drain(SESSION_DRAIN_S);
+	iopool_free(server.commit_pool);	/* answers reach the workers */
+	workers_exit();
+	qmgr_stop();
+	iopool_free(server.delivery_pool);
+	loop_exit(server.qmgr);
+	loop_join(server.qmgr);
+	qmgr_free();
+	loop_free(server.qmgr);
+	mailbox_table_free(server.mailboxes);
+	queue_close();
+	free(server.listeners);
+	log_info("event=stopped");
+}
+
+static void
+wait_for_signals(void)
+{
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("event=sighup note=\"reload is not "
+			    "implemented yet; restart to apply changes\"");
+			continue;
+		}
+		log_info("event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
+		return;
+	}
+}
+
+int
+main(int argc, char *argv[])
+{
+	const char *path = DEFAULT_CONF;
+	char err[CONF_ERR_LEN];
+	int ch, check = 0, debug = 0;
+	sigset_t set;
+
+	while ((ch = getopt(argc, argv, "c:dth")) != -1) {
+		switch (ch) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'd':
+			debug = 1;
+			break;
+		case 't':
+			check = 1;
+			break;
+		default:
+			usage();
+		}
+	}
+	if (optind != argc)
+		usage();
+	if ((server.conf = conf_load(path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "sluiced: %s\n", err);
+		return 1;
+	}
+	if (check) {
+		printf("sluiced: %s: configuration ok\n", path);
+		conf_free(server.conf);
+		return 0;
+	}
+	if (log_init(server.conf->log.target == LOG_TARGET_SYSLOG ?
+	    LOG_SINK_SYSLOG : LOG_SINK_STDERR, server.conf->log.facility,
+	    debug || server.conf->log.debug) == -1)
+		fatalx("event=init error=\"bad syslog facility\"");
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);	/* inherited by threads */
+	loop_global_init();
+	start();
+	wait_for_signals();
+	stop();
+	conf_free(server.conf);
+	return 0;
+}

@@ -1,0 +1,63 @@
+/*
+ * queue.h - the durable message queue on disk
+ *
+ * Layout under the spool directory:
+ *   lock       flock()ed by the running sluiced: one server per spool
+ *   incoming/  messages being received; removed at start (never promised)
+ *   queue/     committed messages "<qid>" and their status "<qid>.st"
+ *   failed/    messages whose delivery failed for good (kept, not bounced
+ *              yet: DSN generation comes with outbound delivery)
+ *   corrupt/   queue files that could not be read, kept for inspection
+ *
+ * A queue file holds the message (CRLF lines, as received, with our
+ * Received: header), then the envelope text (envelope.h), then a fixed-size
+ * footer "SLUICE-ENV <offset:16 hex> <length:8 hex>\n" locating it.
+ * The contract (design.md section 4): qwriter_commit() returns 0 only when
+ * the file is fsynced and renamed into queue/ and queue/ itself is fsynced.
+ * Only then may "250 queued" be sent.
+ *
+ * Threads: qwriter_new/append/free run on a worker loop (append may write()
+ * to the page cache once a message outgrows memory, never fsync);
+ * qwriter_commit and every other function here block and run on an iopool.
+ * Errors: -1 with errno set (ENOSPC/EDQUOT mean "452 4.3.1").
+ */
+#ifndef SLUICE_QUEUE_H
+#define SLUICE_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "envelope.h"
+#include "qid.h"
+
+#define QUEUE_SPILL_BYTES	(256 * 1024)	/* in memory below this */
+
+int	queue_open(const char *spool, char *err, size_t errlen);
+void	queue_close(void);
+const char *queue_dir(void);			/* ".../queue" */
+
+struct qwriter;
+struct qwriter *qwriter_new(const char *id);
+int	qwriter_append(struct qwriter *, const char *, size_t);
+int	qwriter_error(const struct qwriter *);	/* errno of a failed spill */
+uint64_t qwriter_size(const struct qwriter *);
+int	qwriter_commit(struct qwriter *, const struct envelope *);
+void	qwriter_free(struct qwriter *);
+
+/* A committed message opened for delivery */
+struct qmsg {
+	int fd;
+	uint64_t msg_len;	/* the message is bytes [0, msg_len) of fd */
+	struct envelope env;
+};
+
+int	qmsg_open(const char *id, struct qmsg *, char *err, size_t errlen);
+void	qmsg_close(struct qmsg *);
+
+int	queue_remove(const char *id);	/* message and status */
+int	queue_move(const char *id, const char *subdir);
+/* queue_scan - call fn for every committed message id, in id order */
+int	queue_scan(void (*fn)(const char *id, void *), void *arg);
+int	queue_sync(void);		/* dirsync of queue/ */
+
+#endif

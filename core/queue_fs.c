@@ -1,0 +1,452 @@
+/*
+ * queue_fs.c - spool directories, message commit and reading (queue.h).
+ *
+ * Commit order, each step for a reason:
+ *   1. the message is written to incoming/<qid> (O_EXCL: an id collision
+ *      fails instead of mixing two messages),
+ *   2. the envelope and footer are appended: the file is self-describing,
+ *   3. fdatasync: data and size are on disk before the name points at them,
+ *   4. renameat2(RENAME_NOREPLACE) into queue/: the atomic commit point,
+ *      which can never overwrite another message,
+ *   5. fsync of queue/ (shared with concurrent commits, dirsync.c): the
+ *      new name itself survives a power loss.
+ * A failure at any step unlinks the incoming file: nothing half-stored is
+ * ever left where the queue manager looks.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+
+#include "dirsync.h"
+#include "log.h"
+#include "queue.h"
+#include "util.h"
+
+#define FOOTER_FMT	"SLUICE-ENV %016" PRIx64 " %08" PRIx32 "\n"
+#define FOOTER_LEN	37
+#define ENVELOPE_MAX	(64u * 1024 * 1024)
+
+static struct {
+	char *spool, *incoming, *queue;
+	int lockfd;
+	struct dirsync qsync;
+} q = { .lockfd = -1, .qsync = { .fd = -1 } };
+
+struct qwriter {
+	char id[QID_LEN + 1];
+	struct evbuffer *mem;
+	int fd;			/* incoming file once spilled, else -1 */
+	uint64_t size;
+	int err;		/* sticky errno of a failed write */
+};
+
+static int
+set_err(char *err, size_t errlen, const char *what, const char *path)
+{
+	snprintf(err, errlen, "%s %s: %s", what, path, strerror(errno));
+	return -1;
+}
+
+/* clean_incoming - remove what a previous run was receiving */
+static void
+clean_incoming(void)
+{
+	DIR *d = opendir(q.incoming);
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	if (n > 0)
+		log_info("event=recovery removed_incoming=%d", n);
+}
+
+int
+queue_open(const char *spool, char *err, size_t errlen)
+{
+	static const char *subdirs[] = {
+	    "incoming", "queue", "failed", "corrupt" };
+	char *path;
+
+	q.spool = xstrdup(spool);
+	if (mkdir_p(spool, 0700) == -1)
+		return set_err(err, errlen, "cannot create spool", spool);
+	for (size_t i = 0; i < nitems(subdirs); i++) {
+		xasprintf(&path, "%s/%s", spool, subdirs[i]);
+		if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+			set_err(err, errlen, "cannot create", path);
+			free(path);
+			return -1;
+		}
+		free(path);
+	}
+	xasprintf(&path, "%s/lock", spool);
+	q.lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (q.lockfd == -1 || flock(q.lockfd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno == EWOULDBLOCK)
+			snprintf(err, errlen, "spool %s is in use by another "
+			    "sluiced", spool);
+		else
+			set_err(err, errlen, "cannot lock", path);
+		free(path);
+		return -1;
+	}
+	free(path);
+	xasprintf(&q.incoming, "%s/incoming", spool);
+	xasprintf(&q.queue, "%s/queue", spool);
+	if (dirsync_init(&q.qsync, q.queue) == -1)
+		return set_err(err, errlen, "cannot open", q.queue);
+	clean_incoming();
+	return 0;
+}
+
+void
+queue_close(void)
+{
+	dirsync_clear(&q.qsync);
+	if (q.lockfd != -1)
+		close(q.lockfd);
+	q.lockfd = -1;
+	free(q.spool);
+	free(q.incoming);
+	free(q.queue);
+	q.spool = q.incoming = q.queue = NULL;
+}
+
+const char *
+queue_dir(void)
+{
+	return q.queue;
+}
+
+int
+queue_sync(void)
+{
+	return dirsync_wait(&q.qsync);
+}
+
+struct qwriter *
+qwriter_new(const char *id)
+{
+	struct qwriter *w = xcalloc(1, sizeof(*w));
+
+	strlcpy_s(w->id, id, sizeof(w->id));
+	w->mem = evbuffer_new();
+	w->fd = -1;
+	return w;
+}
+
+static int
+incoming_create(struct qwriter *w)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", q.incoming, w->id);
+	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	return w->fd == -1 ? -1 : 0;
+}
+
+/* flush_mem - move what is buffered in memory to the incoming file */
+static int
+flush_mem(struct qwriter *w)
+{
+	if (w->fd == -1 && incoming_create(w) == -1)
+		return -1;
+	while (evbuffer_get_length(w->mem) > 0)
+		if (evbuffer_write(w->mem, w->fd) == -1 && errno != EINTR)
+			return -1;
+	return 0;
+}
+
+int
+qwriter_append(struct qwriter *w, const char *p, size_t n)
+{
+	if (w->err != 0)
+		return -1;
+	evbuffer_add(w->mem, p, n);
+	w->size += n;
+	if (evbuffer_get_length(w->mem) >= QUEUE_SPILL_BYTES &&
+	    flush_mem(w) == -1) {
+		w->err = errno ? errno : EIO;
+		evbuffer_drain(w->mem, evbuffer_get_length(w->mem));
+		return -1;
+	}
+	return 0;
+}
+
+int
+qwriter_error(const struct qwriter *w)
+{
+	return w->err;
+}
+
+uint64_t
+qwriter_size(const struct qwriter *w)
+{
+	return w->size;
+}
+
+static int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+/* commit_rename - incoming/<id> -> queue/<id>, never replacing a file */
+static int
+commit_rename(const char *id)
+{
+	char from[4096], to[4096];
+
+	snprintf(from, sizeof(from), "%s/%s", q.incoming, id);
+	snprintf(to, sizeof(to), "%s/%s", q.queue, id);
+	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
+		return 0;
+	if (errno != EINVAL && errno != ENOSYS)
+		return -1;
+	if (link(from, to) == -1)		/* filesystems without flags */
+		return -1;
+	unlink(from);
+	return 0;
+}
+
+int
+qwriter_commit(struct qwriter *w, const struct envelope *env)
+{
+	char footer[FOOTER_LEN + 1], *text = NULL, path[4096];
+	size_t tlen;
+	int saved;
+
+	if (w->err != 0) {
+		errno = w->err;
+		goto fail;
+	}
+	if (flush_mem(w) == -1)
+		goto fail;
+	text = envelope_serialize(env, &tlen);
+	snprintf(footer, sizeof(footer), FOOTER_FMT, w->size, (uint32_t)tlen);
+	if (write_all(w->fd, text, tlen) == -1 ||
+	    write_all(w->fd, footer, FOOTER_LEN) == -1 ||
+	    fdatasync(w->fd) == -1)
+		goto fail;
+	if (close(w->fd) == -1) {
+		w->fd = -1;
+		goto fail;
+	}
+	w->fd = -1;
+	if (commit_rename(w->id) == -1 || dirsync_wait(&q.qsync) == -1)
+		goto fail;
+	free(text);
+	return 0;
+fail:
+	saved = errno;
+	free(text);
+	if (w->fd != -1)
+		close(w->fd);
+	w->fd = -1;
+	snprintf(path, sizeof(path), "%s/%s", q.incoming, w->id);
+	unlink(path);
+	w->err = saved;
+	errno = saved;
+	return -1;
+}
+
+void
+qwriter_free(struct qwriter *w)
+{
+	char path[4096];
+
+	if (w == NULL)
+		return;
+	if (w->fd != -1) {
+		close(w->fd);
+		snprintf(path, sizeof(path), "%s/%s", q.incoming, w->id);
+		unlink(path);
+	}
+	evbuffer_free(w->mem);
+	free(w);
+}
+
+/* read_footer - locate the envelope; -1 when the file is not ours */
+static int
+read_footer(int fd, uint64_t *off, uint32_t *len)
+{
+	char buf[FOOTER_LEN + 1];
+	struct stat st;
+
+	if (fstat(fd, &st) == -1 || st.st_size < FOOTER_LEN)
+		return -1;
+	if (pread(fd, buf, FOOTER_LEN, st.st_size - FOOTER_LEN) != FOOTER_LEN)
+		return -1;
+	buf[FOOTER_LEN] = '\0';
+	if (sscanf(buf, "SLUICE-ENV %16" SCNx64 " %8" SCNx32 "\n", off, len) != 2)
+		return -1;
+	if (*len > ENVELOPE_MAX ||
+	    *off + *len + FOOTER_LEN != (uint64_t)st.st_size)
+		return -1;
+	return 0;
+}
+
+int
+qmsg_open(const char *id, struct qmsg *m, char *err, size_t errlen)
+{
+	char path[4096], *text;
+	uint64_t off;
+	uint32_t len;
+
+	memset(m, 0, sizeof(*m));
+	snprintf(path, sizeof(path), "%s/%s", q.queue, id);
+	if ((m->fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
+		return set_err(err, errlen, "cannot open", path);
+	if (read_footer(m->fd, &off, &len) == -1) {
+		snprintf(err, errlen, "queue file %s: bad footer", id);
+		goto fail;
+	}
+	text = xmalloc(len + 1);
+	if (pread(m->fd, text, len, (off_t)off) != (ssize_t)len) {
+		snprintf(err, errlen, "queue file %s: short read", id);
+		free(text);
+		goto fail;
+	}
+	if (envelope_parse(text, len, &m->env, err, errlen) == -1) {
+		free(text);
+		goto fail;
+	}
+	free(text);
+	if (strcmp(m->env.id, id) != 0) {
+		snprintf(err, errlen, "queue file %s: envelope of %s", id,
+		    m->env.id);
+		envelope_clear(&m->env);
+		goto fail;
+	}
+	m->msg_len = off;
+	return 0;
+fail:
+	close(m->fd);
+	m->fd = -1;
+	errno = EINVAL;
+	return -1;
+}
+
+void
+qmsg_close(struct qmsg *m)
+{
+	if (m->fd != -1)
+		close(m->fd);
+	m->fd = -1;
+	envelope_clear(&m->env);
+}
+
+int
+queue_remove(const char *id)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/%s", q.queue, id);
+	if (unlink(path) == -1 && errno != ENOENT)
+		return -1;
+	snprintf(path, sizeof(path), "%s/%s.st", q.queue, id);
+	if (unlink(path) == -1 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+/* queue_move - move a message (and its status) to another spool subdir */
+int
+queue_move(const char *id, const char *subdir)
+{
+	char from[4096], to[4096];
+
+	snprintf(from, sizeof(from), "%s/%s.st", q.queue, id);
+	snprintf(to, sizeof(to), "%s/%s/%s.st", q.spool, subdir, id);
+	if (rename(from, to) == -1 && errno != ENOENT)
+		return -1;
+	snprintf(from, sizeof(from), "%s/%s", q.queue, id);
+	snprintf(to, sizeof(to), "%s/%s/%s", q.spool, subdir, id);
+	if (rename(from, to) == -1)
+		return -1;
+	snprintf(to, sizeof(to), "%s/%s", q.spool, subdir);
+	if (fsync_dir(to) == -1)
+		return -1;
+	return queue_sync();
+}
+
+static int
+cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* is_status - "<qid>.st"; orphans are removed by the scan */
+static int
+status_of(const char *name, char *id)
+{
+	size_t n = strlen(name);
+
+	if (n != QID_LEN + 3 || strcmp(name + QID_LEN, ".st") != 0)
+		return 0;
+	memcpy(id, name, QID_LEN);
+	id[QID_LEN] = '\0';
+	return qid_valid(id);
+}
+
+int
+queue_scan(void (*fn)(const char *, void *), void *arg)
+{
+	DIR *d = opendir(q.queue);
+	struct dirent *de;
+	char **ids = NULL, id[QID_LEN + 1], path[4096];
+	size_t n = 0, cap = 0;
+	struct stat st;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL) {
+		if (status_of(de->d_name, id)) {
+			snprintf(path, sizeof(path), "%s/%s", q.queue, id);
+			if (stat(path, &st) == -1 && errno == ENOENT)
+				unlinkat(dirfd(d), de->d_name, 0);
+			continue;
+		}
+		if (!qid_valid(de->d_name))
+			continue;
+		if (n == cap)
+			ids = xreallocarray(ids, cap = cap ? cap * 2 : 256,
+			    sizeof(*ids));
+		ids[n++] = xstrdup(de->d_name);
+	}
+	closedir(d);
+	qsort(ids, n, sizeof(*ids), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		fn(ids[i], arg);
+		free(ids[i]);
+	}
+	free(ids);
+	return 0;
+}

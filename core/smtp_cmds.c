@@ -1,0 +1,410 @@
+/*
+ * smtp_cmds.c - the SMTP commands: greeting, HELO/EHLO, MAIL, RCPT, RSET,
+ * NOOP, VRFY, EXPN, HELP, QUIT, and refusals for what is not offered.
+ *
+ * Each command checks its preconditions in order and returns early with its
+ * own reply, then proceeds. Replies carry enhanced status codes (RFC 2034)
+ * except the greeting and the HELO/EHLO answers, which RFC 2034 exempts.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "conf.h"
+#include "log.h"
+#include "mailbox.h"
+#include "server.h"
+#include "smtp_addr.h"
+#include "smtp_cmd.h"
+#include "smtp_session.h"
+#include "util.h"
+
+#define SID(s)	((unsigned long long)(s)->id)
+
+typedef void (*cmd_fn)(struct smtp_session *, char *args);
+
+void
+smtp_greet(struct smtp_session *s)
+{
+	session_reply(s, "220 %s ESMTP sluice", server.conf->hostname);
+	session_enter(s, SMTP_GREETED);
+}
+
+/* helo_ok - one word of printable ASCII (or UTF-8), as RFC 5321 expects */
+static int
+helo_ok(const char *h)
+{
+	if (*h == '\0' || strlen(h) > 255)
+		return 0;
+	for (; *h; h++)
+		if (*h == ' ' || (unsigned char)*h < 0x21 || *h == 0x7f)
+			return 0;
+	return 1;
+}
+
+static void
+do_helo(struct smtp_session *s, char *args, int esmtp)
+{
+	const struct config *c = server.conf;
+	char buf[1024];
+	struct evbuffer *out;
+
+	if (!helo_ok(args)) {
+		session_reply(s, "501 5.5.4 Syntax: %s hostname",
+		    esmtp ? "EHLO" : "HELO");
+		session_client_error(s);
+		return;
+	}
+	session_tx_free(s);		/* RFC 5321 4.1.4: EHLO resets */
+	free(s->helo);
+	s->helo = xstrdup(args);
+	s->esmtp = esmtp;
+	session_enter(s, SMTP_READY);
+	if (!esmtp) {
+		session_reply(s, "250 %s", c->hostname);
+		return;
+	}
+	out = evbuffer_new();
+	evbuffer_add_printf(out, "250-%s Hello %s [%s]\r\n", c->hostname,
+	    s->helo, s->addr);
+	evbuffer_add_printf(out, "250-PIPELINING\r\n");
+	evbuffer_add_printf(out, "250-SIZE %llu\r\n",
+	    (unsigned long long)c->limits.message_size);
+	evbuffer_add_printf(out, "250-8BITMIME\r\n");
+	evbuffer_add_printf(out, "250-ENHANCEDSTATUSCODES\r\n");
+	evbuffer_add_printf(out, "250-SMTPUTF8\r\n");
+	evbuffer_add_printf(out, "250-CHUNKING\r\n");
+	evbuffer_add_printf(out, "250 DSN\r\n");
+	size_t n = evbuffer_remove(out, buf, sizeof(buf));
+	session_reply_raw(s, buf, n);
+	evbuffer_free(out);
+}
+
+static void
+cmd_helo(struct smtp_session *s, char *args)
+{
+	do_helo(s, args, 0);
+}
+
+static void
+cmd_ehlo(struct smtp_session *s, char *args)
+{
+	do_helo(s, args, 1);
+}
+
+/* tx_new - a transaction starts: queue ID and envelope basics */
+static struct smtp_tx *
+tx_new(struct smtp_session *s, const char *sender,
+    const struct mail_params *mp)
+{
+	struct smtp_tx *tx = xcalloc(1, sizeof(*tx));
+
+	envelope_init(&tx->env);
+	qid_new(tx->env.id);
+	tx->env.sender = xstrdup(sender);
+	tx->mp = *mp;
+	tx->env.body = mp->body;
+	tx->env.smtputf8 = mp->smtputf8;
+	tx->env.ret = mp->ret;
+	tx->env.envid = mp->envid[0] ? xstrdup(mp->envid) : NULL;
+	tx->started = mono_msec();
+	s->tx = tx;
+	return tx;
+}
+
+/*
+ * split_params - after a path: nothing, or spaces then ESMTP parameters;
+ * returns the parameters or NULL for garbage glued to the path.
+ */
+static char *
+split_params(char *after)
+{
+	if (*after == '\0')
+		return after;
+	if (*after != ' ')
+		return NULL;
+	while (*after == ' ')
+		after++;
+	return after;
+}
+
+static void
+cmd_mail(struct smtp_session *s, char *args)
+{
+	const struct config *c = server.conf;
+	struct mailaddr addr;
+	struct mail_params mp;
+	const char *reply;
+	char *path, *params, sender[ADDR_PATH_MAX + 1];
+	size_t n;
+
+	if (s->state < SMTP_READY) {
+		session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		session_client_error(s);
+		return;
+	}
+	if (s->tx != NULL) {
+		session_reply(s, "503 5.5.1 Error: nested MAIL command");
+		session_client_error(s);
+		return;
+	}
+	if ((path = smtp_cmd_path_arg(args, "FROM:")) == NULL) {
+		session_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		session_client_error(s);
+		return;
+	}
+	n = smtp_addr_parse_path(path, ADDR_ALLOW_NULL | ADDR_UTF8 |
+	    ADDR_SENDER, &addr, &reply);
+	if (n == 0 || (params = split_params(path + n)) == NULL) {
+		session_reply(s, "%s", n == 0 ? reply :
+		    "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]");
+		session_client_error(s);
+		return;
+	}
+	if (*params != '\0' && !s->esmtp) {
+		session_reply(s, "555 5.5.4 Parameters need EHLO");
+		session_client_error(s);
+		return;
+	}
+	if ((reply = smtp_params_mail(params, &mp)) != NULL) {
+		session_reply(s, "%s", reply);
+		session_client_error(s);
+		return;
+	}
+	if (addr.utf8 && !mp.smtputf8) {
+		session_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
+		session_client_error(s);
+		return;
+	}
+	if (mp.has_size && c->limits.message_size != 0 &&
+	    mp.size > c->limits.message_size) {
+		session_reply(s, "552 5.3.4 Message size exceeds fixed maximum "
+		    "message size");
+		return;
+	}
+	smtp_addr_format(&addr, sender, sizeof(sender));
+	struct smtp_tx *tx = tx_new(s, sender, &mp);
+	session_enter(s, SMTP_MAIL);
+	char shown[ADDR_PATH_MAX + 3];
+	snprintf(shown, sizeof(shown), "<%s>", sender);
+	log_info("qid=%s session=%016llx event=mail from=%s size=%llu",
+	    tx->env.id, SID(s), log_q(shown), (unsigned long long)mp.size);
+	session_reply(s, "250 2.1.0 Ok");
+}
+
+/* rcpt_check_route - NULL when the recipient is ours, else the refusal */
+static const char *
+rcpt_check_route(const struct mailaddr *addr)
+{
+	char key[ADDR_PATH_MAX + 1];
+
+	if (addr->literal ||
+	    !mailbox_domain_is_local(server.mailboxes, addr->domain))
+		return "554 5.7.1 <%s>: Relay access denied";
+	smtp_addr_lookup_key(addr, key, sizeof(key));
+	if (!mailbox_exists(server.mailboxes, key))
+		return "550 5.1.1 <%s>: Recipient address rejected: "
+		    "User unknown in local recipient table";
+	return NULL;
+}
+
+static int
+rcpt_known(const struct envelope *e, const char *addr)
+{
+	for (size_t i = 0; i < e->nrcpts; i++)
+		if (strcmp(e->rcpts[i].addr, addr) == 0)
+			return 1;
+	return 0;
+}
+
+static void
+cmd_rcpt(struct smtp_session *s, char *args)
+{
+	struct smtp_tx *tx = s->tx;
+	struct mailaddr addr;
+	struct rcpt_params rp;
+	const char *reply;
+	char *path, *params, rcpt[ADDR_PATH_MAX + 1];
+	size_t n;
+
+	if (tx == NULL || s->state == SMTP_BDAT) {
+		session_reply(s, "503 5.5.1 Error: need MAIL command");
+		session_client_error(s);
+		return;
+	}
+	if ((path = smtp_cmd_path_arg(args, "TO:")) == NULL) {
+		session_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		session_client_error(s);
+		return;
+	}
+	n = smtp_addr_parse_path(path, tx->mp.smtputf8 ? ADDR_UTF8 : 0, &addr,
+	    &reply);
+	if (n == 0 || (params = split_params(path + n)) == NULL) {
+		session_reply(s, "%s", n == 0 ? reply :
+		    "501 5.5.4 Syntax: RCPT TO:<address> [parameters]");
+		session_client_error(s);
+		return;
+	}
+	if (*params != '\0' && !s->esmtp) {
+		session_reply(s, "555 5.5.4 Parameters need EHLO");
+		session_client_error(s);
+		return;
+	}
+	if ((reply = smtp_params_rcpt(params, tx->mp.smtputf8, &rp)) != NULL) {
+		session_reply(s, "%s", reply);
+		session_client_error(s);
+		return;
+	}
+	if (tx->env.nrcpts >= server.conf->limits.recipients) {
+		session_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	smtp_addr_format(&addr, rcpt, sizeof(rcpt));
+	if ((reply = rcpt_check_route(&addr)) != NULL) {
+		char text[ADDR_PATH_MAX + 128];
+		snprintf(text, sizeof(text), reply, rcpt);
+		session_reply(s, "%s", text);
+		log_info("qid=%s session=%016llx event=reject stage=rcpt "
+		    "to=%s reply=%s", tx->env.id, SID(s), log_q(rcpt),
+		    log_q(text));
+		session_client_error(s);
+		return;
+	}
+	if (!rcpt_known(&tx->env, rcpt))
+		envelope_add_rcpt(&tx->env, rcpt, rp.orcpt, rp.notify);
+	session_enter(s, SMTP_RCPT);
+	session_reply(s, "250 2.1.5 Ok");
+}
+
+static void
+cmd_rset(struct smtp_session *s, char *args)
+{
+	if (*args != '\0') {
+		session_reply(s, "501 5.5.4 Syntax: RSET");
+		session_client_error(s);
+		return;
+	}
+	session_tx_free(s);
+	if (s->state > SMTP_GREETED)
+		session_enter(s, SMTP_READY);
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_noop(struct smtp_session *s, char *args)
+{
+	(void)args;
+	session_reply(s, "250 2.0.0 Ok");
+}
+
+static void
+cmd_quit(struct smtp_session *s, char *args)
+{
+	(void)args;
+	session_reply(s, "221 2.0.0 Bye");
+	session_close(s, "quit");
+}
+
+static void
+cmd_vrfy(struct smtp_session *s, char *args)
+{
+	if (*args == '\0') {
+		session_reply(s, "501 5.5.4 Syntax: VRFY address");
+		session_client_error(s);
+		return;
+	}
+	session_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message "
+	    "and attempt delivery");
+}
+
+static void
+cmd_expn(struct smtp_session *s, char *args)
+{
+	(void)args;
+	session_reply(s, "502 5.5.1 EXPN not available");
+	session_client_error(s);
+}
+
+static void
+cmd_help(struct smtp_session *s, char *args)
+{
+	(void)args;
+	session_reply(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT "
+	    "RSET NOOP QUIT VRFY HELP");
+	session_reply(s, "214 2.0.0 See RFC 5321");
+}
+
+static void
+cmd_not_offered(struct smtp_session *s, char *args)
+{
+	(void)args;
+	session_reply(s, "502 5.5.1 Error: command not implemented");
+	session_client_error(s);
+}
+
+static void
+cmd_http(struct smtp_session *s, char *args)
+{
+	(void)args;
+	log_info("session=%016llx event=reject reason=\"HTTP command\"",
+	    SID(s));
+	session_reply(s, "421 4.7.0 %s Error: this is an SMTP server",
+	    server.conf->hostname);
+	session_close(s, "http command");
+}
+
+static void
+cmd_unknown(struct smtp_session *s, char *args)
+{
+	(void)args;
+	session_reply(s, "500 5.5.2 Error: command not recognized");
+	session_client_error(s);
+}
+
+static const cmd_fn commands[] = {
+	[CMD_UNKNOWN] = cmd_unknown,
+	[CMD_HELO] = cmd_helo,
+	[CMD_EHLO] = cmd_ehlo,
+	[CMD_MAIL] = cmd_mail,
+	[CMD_RCPT] = cmd_rcpt,
+	[CMD_DATA] = smtp_cmd_data,
+	[CMD_BDAT] = smtp_cmd_bdat,
+	[CMD_RSET] = cmd_rset,
+	[CMD_NOOP] = cmd_noop,
+	[CMD_QUIT] = cmd_quit,
+	[CMD_VRFY] = cmd_vrfy,
+	[CMD_EXPN] = cmd_expn,
+	[CMD_HELP] = cmd_help,
+	[CMD_STARTTLS] = cmd_not_offered,
+	[CMD_AUTH] = cmd_not_offered,
+	[CMD_ETRN] = cmd_not_offered,
+	[CMD_HTTP] = cmd_http,
+};
+
+void
+smtp_dispatch(struct smtp_session *s, char *line, size_t len)
+{
+	struct smtp_cmd cmd;
+	const char *reply;
+
+	if ((reply = smtp_cmd_parse(line, len, &cmd)) != NULL) {
+		session_reply(s, "%s", reply);
+		session_client_error(s);
+		return;
+	}
+	if (log_debug_enabled())
+		log_debug("session=%016llx event=command verb=%s args=%s",
+		    SID(s), cmd.name[0] ? cmd.name : "?", log_q(cmd.args));
+	/* RFC 3030: between BDAT chunks only BDAT, RSET, NOOP and QUIT */
+	if (s->state == SMTP_BDAT && cmd.verb != CMD_BDAT &&
+	    cmd.verb != CMD_RSET && cmd.verb != CMD_NOOP &&
+	    cmd.verb != CMD_QUIT && cmd.verb != CMD_DATA) {
+		session_reply(s, "503 5.5.1 Error: BDAT transaction in progress");
+		session_client_error(s);
+		return;
+	}
+	commands[cmd.verb](s, cmd.args);
+}

@@ -1,0 +1,118 @@
+/*
+ * smtp_session.h - one SMTP server session: state machine and transaction
+ *
+ * The session is an explicit state machine (enum smtp_state, changed only
+ * by session_enter()). Per-message data lives in struct smtp_tx, created
+ * at MAIL and freed at commit, RSET or rejection, so a reset is "free the
+ * tx". Each command is checked (syntax, order: reply at once), then
+ * proceeds. A step that needs an answer from elsewhere (the queue commit
+ * today; filters later) sets SS_WAITING: input stays buffered, unread,
+ * until session_resume() is called from the loop with the answer.
+ *
+ * Files: smtp_session.c (I/O, lifecycle, input loop, replies),
+ * smtp_cmds.c (the commands), smtp_session_data.c (DATA, BDAT, commit).
+ * Ownership: the worker owns its sessions; a session owns its tx; a job in
+ * flight holds a reference (jobs) so the session outlives its socket.
+ * Threads: everything here runs on the session's worker loop.
+ */
+#ifndef SLUICE_SMTP_SESSION_H
+#define SLUICE_SMTP_SESSION_H
+
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "envelope.h"
+#include "qid.h"
+#include "smtp_data.h"
+#include "smtp_params.h"
+
+struct bufferevent;
+struct conf_listener;
+struct event;
+struct qwriter;
+struct worker;
+
+enum smtp_state {
+	SMTP_CONNECTED,		/* greeting not sent yet */
+	SMTP_GREETED,		/* waiting for HELO/EHLO */
+	SMTP_READY,		/* HELO done, no transaction */
+	SMTP_MAIL,		/* sender given, no recipient yet */
+	SMTP_RCPT,		/* at least one recipient accepted */
+	SMTP_DATA,		/* reading DATA content */
+	SMTP_BDAT,		/* inside a BDAT transaction */
+	SMTP_QUIT,		/* closing */
+};
+
+enum session_flags {
+	SS_WAITING = 1,		/* an answer is pending: do not read */
+	SS_CLOSE = 2,		/* close once the output is flushed */
+	SS_SKIPLINE = 4,	/* discarding an over-long command line */
+	SS_INPROC = 8,		/* inside session_process() */
+	SS_DEAD = 16,		/* socket gone, waiting for jobs to finish */
+	SS_OUTFULL = 32,	/* paused until the client reads replies */
+};
+
+struct smtp_tx {
+	struct envelope env;
+	struct mail_params mp;
+	struct data_decoder dec;
+	struct qwriter *msg;
+	int bdat;		/* content is coming in BDAT chunks */
+	uint64_t bdat_chunk;	/* size of the current chunk */
+	int bdat_last;
+	uint64_t started;	/* mono_msec() at MAIL, for the log */
+};
+
+struct smtp_session {
+	uint64_t id;
+	struct worker *worker;
+	const struct conf_listener *listener;
+	struct bufferevent *bev;
+	struct sockaddr_storage peer;
+	char addr[INET6_ADDRSTRLEN];
+	unsigned port;
+
+	enum smtp_state state;
+	unsigned flags;
+	int esmtp;
+	char *helo;
+	unsigned errors;
+	unsigned messages;
+	unsigned jobs;			/* async jobs holding this session */
+	struct smtp_tx *tx;
+
+	uint64_t discard_left;		/* BDAT bytes to skip, then reply: */
+	const char *discard_reply;
+
+	struct event *cmd_timer;
+	int cmd_timer_armed;
+	struct smtp_session *prev, *next;	/* worker's list */
+};
+
+/* smtp_session.c */
+void	session_accept(struct worker *, const struct conf_listener *, int fd,
+	    const struct sockaddr *, socklen_t);
+void	session_enter(struct smtp_session *, enum smtp_state);
+void	session_reply(struct smtp_session *, const char *fmt, ...)
+	    __attribute__((format(printf, 2, 3)));
+void	session_reply_raw(struct smtp_session *, const char *, size_t);
+void	session_client_error(struct smtp_session *);
+void	session_close(struct smtp_session *, const char *reason);
+void	session_wait(struct smtp_session *);
+void	session_resume(struct smtp_session *);
+void	session_shutdown(struct smtp_session *);
+void	session_abort(struct smtp_session *);
+void	session_tx_free(struct smtp_session *);
+
+/* smtp_cmds.c */
+void	smtp_dispatch(struct smtp_session *, char *line, size_t len);
+void	smtp_greet(struct smtp_session *);
+
+/* smtp_session_data.c */
+void	smtp_cmd_data(struct smtp_session *, char *args);
+void	smtp_cmd_bdat(struct smtp_session *, char *args);
+int	smtp_data_feed(struct smtp_session *);	/* 1 progress, 0 need more */
+int	smtp_bdat_feed(struct smtp_session *);
+
+#endif

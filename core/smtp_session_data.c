@@ -1,0 +1,329 @@
+/*
+ * smtp_session_data.c - message content: DATA and BDAT reception, the
+ * Received: header, and the queue commit that precedes "250 queued".
+ *
+ * Content is decoded by smtp_data.c and appended to a qwriter. At the end
+ * the session waits (SS_WAITING) while an iopool thread commits the message
+ * (queue.h); the reply is sent from commit_done(), on the worker loop, only
+ * when the message and its envelope are durable.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "conf.h"
+#include "iopool.h"
+#include "log.h"
+#include "loop.h"
+#include "qmgr.h"
+#include "queue.h"
+#include "server.h"
+#include "smtp_addr.h"
+#include "smtp_session.h"
+#include "util.h"
+
+#define SID(s)	((unsigned long long)(s)->id)
+#define BDAT_DIGITS_MAX	19	/* up to 10^19 - 1 fits in 64 bits */
+
+struct commit_job {
+	struct smtp_session *session;
+	struct smtp_tx *tx;		/* taken from the session */
+	int rv, err;
+};
+
+static void
+emit_to_queue(void *ctx, const char *p, size_t n)
+{
+	struct smtp_tx *tx = ctx;
+
+	qwriter_append(tx->msg, p, n);
+}
+
+static const char *
+protocol_name(const struct smtp_session *s, const struct smtp_tx *tx)
+{
+	if (!s->esmtp)
+		return "SMTP";
+	return tx->mp.smtputf8 ? "UTF8SMTP" : "ESMTP";
+}
+
+/* helo_clean - the HELO name as shown in Received:, no comment breakers */
+static void
+helo_clean(const char *helo, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	for (; *helo && o + 1 < len; helo++)
+		buf[o++] = (*helo == '(' || *helo == ')' || *helo == '\\' ||
+		    (unsigned char)*helo >= 0x80) ? '?' : *helo;
+	buf[o] = '\0';
+}
+
+/* start_content - first DATA or BDAT of the transaction */
+static void
+start_content(struct smtp_session *s, enum data_mode mode)
+{
+	const struct config *c = server.conf;
+	struct smtp_tx *tx = s->tx;
+	char date[64], helo[256], *hdr, forpart[ADDR_PATH_MAX + 16] = "";
+	int n;
+
+	tx->msg = qwriter_new(tx->env.id);
+	data_decoder_init(&tx->dec, mode, c->bare_newline == BARE_NL_NORMALIZE,
+	    c->limits.line_length, c->limits.message_size);
+	tx->env.protocol = xstrdup(protocol_name(s, tx));
+	rfc5322_date(date, sizeof(date), time(NULL));
+	helo_clean(s->helo, helo, sizeof(helo));
+	if (tx->env.nrcpts == 1)
+		snprintf(forpart, sizeof(forpart), "\r\n\tfor <%s>",
+		    tx->env.rcpts[0].addr);
+	n = xasprintf(&hdr, "Received: from %s ([%s])\r\n\tby %s (sluice) "
+	    "with %s id %s%s;\r\n\t%s\r\n", helo, s->addr, c->hostname,
+	    tx->env.protocol, tx->env.id, forpart, date);
+	qwriter_append(tx->msg, hdr, (size_t)n);
+	free(hdr);
+}
+
+static void commit_start(struct smtp_session *);
+
+/* end_of_content - the whole message is in: refuse it or commit it */
+static void
+end_of_content(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	const char *reply = data_reply(&tx->dec);
+	int err = qwriter_error(tx->msg);
+
+	if (reply == NULL && err != 0)
+		reply = (err == ENOSPC || err == EDQUOT) ?
+		    "452 4.3.1 Insufficient system storage" :
+		    "451 4.3.0 Error: queue file write error";
+	if (reply != NULL) {
+		log_info("qid=%s session=%016llx event=reject stage=data "
+		    "size=%llu reply=%s", tx->env.id, SID(s),
+		    (unsigned long long)tx->dec.size, log_q(reply));
+		session_reply(s, "%s", reply);
+		session_tx_free(s);
+		session_enter(s, SMTP_READY);
+		return;
+	}
+	commit_start(s);
+}
+
+void
+smtp_cmd_data(struct smtp_session *s, char *args)
+{
+	if (*args != '\0') {
+		session_reply(s, "501 5.5.4 Syntax: DATA");
+		session_client_error(s);
+		return;
+	}
+	if (s->tx == NULL) {
+		session_reply(s, "503 5.5.1 Error: need MAIL command");
+		session_client_error(s);
+		return;
+	}
+	if (s->state == SMTP_BDAT) {	/* RFC 3030 3: no DATA after BDAT */
+		session_reply(s, "503 5.5.1 Error: DATA after BDAT, "
+		    "transaction discarded");
+		session_tx_free(s);
+		session_enter(s, SMTP_READY);
+		session_client_error(s);
+		return;
+	}
+	if (s->tx->env.nrcpts == 0) {
+		session_reply(s, "554 5.5.1 Error: no valid recipients");
+		session_client_error(s);
+		return;
+	}
+	start_content(s, DATA_MODE_DOT);
+	session_enter(s, SMTP_DATA);
+	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+}
+
+/* smtp_data_feed - decode buffered DATA input; 1 when something moved */
+int
+smtp_data_feed(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct smtp_tx *tx = s->tx;
+	struct evbuffer_iovec v;
+
+	if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		return 0;
+	size_t used = data_decode(&tx->dec, v.iov_base, v.iov_len,
+	    emit_to_queue, tx);
+	evbuffer_drain(in, used);
+	if (tx->dec.done)
+		end_of_content(s);
+	return 1;
+}
+
+/* parse_bdat - "size [LAST]"; -1 on bad syntax */
+static int
+parse_bdat(char *args, uint64_t *size, int *last)
+{
+	char *p = args;
+	uint64_t n = 0;
+	int digits = 0;
+
+	for (; *p >= '0' && *p <= '9'; p++, digits++)
+		n = n * 10 + (uint64_t)(*p - '0');
+	if (digits == 0 || digits > BDAT_DIGITS_MAX)
+		return -1;
+	*last = 0;
+	if (*p == '\0')
+		goto ok;
+	if (*p != ' ')
+		return -1;
+	while (*p == ' ')
+		p++;
+	if (strcasecmp(p, "LAST") != 0)
+		return -1;
+	*last = 1;
+ok:
+	*size = n;
+	return 0;
+}
+
+/* bdat_refuse - read and drop the chunk, then give this reply */
+static void
+bdat_refuse(struct smtp_session *s, uint64_t size, const char *reply)
+{
+	session_client_error(s);
+	if (s->flags & SS_CLOSE)
+		return;
+	s->discard_reply = reply;
+	s->discard_left = size;
+	if (size == 0) {
+		session_reply(s, "%s", reply);
+		s->discard_reply = NULL;
+	}
+}
+
+void
+smtp_cmd_bdat(struct smtp_session *s, char *args)
+{
+	uint64_t size;
+	int last;
+
+	if (parse_bdat(args, &size, &last) == -1) {
+		/* the chunk's length is unknown: the stream cannot be resynced */
+		session_reply(s, "501 5.5.4 Syntax: BDAT size [LAST]");
+		session_reply(s, "421 4.5.4 %s Error: lost BDAT framing, "
+		    "closing", server.conf->hostname);
+		session_close(s, "bad BDAT syntax");
+		return;
+	}
+	if (s->tx == NULL) {
+		bdat_refuse(s, size, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->tx->env.nrcpts == 0) {
+		bdat_refuse(s, size, "554 5.5.1 Error: no valid recipients");
+		return;
+	}
+	if (s->state != SMTP_BDAT) {
+		start_content(s, DATA_MODE_RAW);
+		s->tx->bdat = 1;
+		session_enter(s, SMTP_BDAT);
+	}
+	s->tx->bdat_chunk = size;
+	s->tx->bdat_last = last;
+	if (size == 0)
+		smtp_bdat_feed(s);
+}
+
+/* smtp_bdat_feed - take chunk octets; at the chunk's end, answer it */
+int
+smtp_bdat_feed(struct smtp_session *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	struct smtp_tx *tx = s->tx;
+	struct evbuffer_iovec v;
+	uint64_t chunk = tx->bdat_chunk;
+
+	if (chunk > 0) {
+		if (evbuffer_peek(in, -1, NULL, &v, 1) < 1 || v.iov_len == 0)
+			return 0;
+		size_t n = v.iov_len < chunk ? v.iov_len : (size_t)chunk;
+		data_decode(&tx->dec, v.iov_base, n, emit_to_queue, tx);
+		evbuffer_drain(in, n);
+		tx->bdat_chunk -= n;
+		if (tx->bdat_chunk > 0)
+			return 1;
+	}
+	if (tx->bdat_last) {
+		data_decoder_finish(&tx->dec, emit_to_queue, tx);
+		end_of_content(s);
+	} else
+		session_reply(s, "250 2.0.0 Ok: chunk received");
+	return 1;
+}
+
+static void
+commit_work(void *arg)
+{
+	struct commit_job *j = arg;
+
+	j->rv = qwriter_commit(j->tx->msg, &j->tx->env);
+	j->err = errno;
+}
+
+static void
+commit_done(void *arg)
+{
+	struct commit_job *j = arg;
+	struct smtp_session *s = j->session;
+	struct smtp_tx *tx = j->tx;
+	uint64_t ms = mono_msec() - tx->started;
+
+	if (j->rv == 0) {
+		log_info("qid=%s session=%016llx event=queued from=%s nrcpt=%zu "
+		    "size=%llu proto=%s ms=%llu", tx->env.id, SID(s),
+		    log_q(tx->env.sender), tx->env.nrcpts,
+		    (unsigned long long)tx->env.size, tx->env.protocol,
+		    (unsigned long long)ms);
+		qmgr_submit(tx->env.id);
+		session_reply(s, "250 2.0.0 Ok: queued as %s", tx->env.id);
+		s->messages++;
+	} else {
+		errno = j->err;
+		log_warn("qid=%s session=%016llx event=commit-failed",
+		    tx->env.id, SID(s));
+		session_reply(s, "%s", (j->err == ENOSPC || j->err == EDQUOT) ?
+		    "452 4.3.1 Insufficient system storage" :
+		    "451 4.3.0 Error: queue file write error");
+	}
+	qwriter_free(tx->msg);
+	envelope_clear(&tx->env);
+	free(tx);
+	free(j);
+	if (!(s->flags & SS_DEAD))
+		session_enter(s, SMTP_READY);
+	session_resume(s);
+}
+
+static void
+commit_start(struct smtp_session *s)
+{
+	struct commit_job *j = xcalloc(1, sizeof(*j));
+
+	j->session = s;
+	j->tx = s->tx;
+	s->tx = NULL;			/* the job owns it now */
+	j->tx->env.arrival = now_usec();
+	j->tx->env.size = qwriter_size(j->tx->msg);
+	j->tx->env.helo = xstrdup(s->helo);
+	j->tx->env.client_addr = xstrdup(s->addr);
+	j->tx->env.client_port = s->port;
+	j->tx->env.listener = xstrdup(s->listener->name);
+	session_wait(s);
+	iopool_submit(server.commit_pool, commit_work, s->worker->loop,
+	    commit_done, j);
+}

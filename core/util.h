@@ -1,0 +1,38 @@
+/*
+ * util.h - small helpers every module uses: allocation that never fails,
+ * string helpers, time.
+ *
+ * The x-functions abort the process when memory is exhausted: a server that
+ * cannot allocate a few bytes cannot keep any promise, and callers stay short.
+ */
+#ifndef SLUICE_UTIL_H
+#define SLUICE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+
+void	*xmalloc(size_t);
+void	*xcalloc(size_t, size_t);
+void	*xrealloc(void *, size_t);
+void	*xreallocarray(void *, size_t, size_t);
+char	*xstrdup(const char *);
+char	*xstrndup(const char *, size_t);
+int	 xasprintf(char **, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+
+size_t	 strlcpy_s(char *dst, const char *src, size_t size);
+void	 str_lower(char *);
+int	 str_has_ctl(const char *);	/* any byte < 0x20 or 0x7f */
+int	 utf8_valid(const char *, size_t);
+
+uint64_t now_usec(void);		/* wall clock, microseconds */
+uint64_t mono_msec(void);		/* monotonic, milliseconds */
+void	 rfc5322_date(char *buf, size_t len, time_t);
+
+int	 mkdir_p(const char *path, unsigned mode);
+int	 fsync_dir(const char *path);
+
+#endif

@@ -1,0 +1,414 @@
+#!/usr/bin/env bash
+# Accept-throughput benchmark: sluiced vs. a private Postfix instance.
+#
+# What it measures
+#   How many messages per second a server ACCEPTS over SMTP (time until the
+#   250 reply after DATA, for every message), driven by Postfix's smtp-source,
+#   for 1 KB and 100 KB messages at 1, 10 and 50 concurrent sessions. Each
+#   session sends its messages one after another over one connection
+#   (smtp-source -d). The same run measures:
+#     - sluiced (build/sluiced, foreground, config written to a temp dir), and
+#     - a private Postfix instance on another loopback port, everything (config,
+#       queue, data, Maildir) under the temp dir, stock durability: Postfix
+#       fsyncs each queue file before it says 250, which is not disabled.
+#   Both deliver bench@example.test into a Maildir under the same temp dir, so
+#   both do the same disk work. After each run the script waits (bounded) until
+#   the run's messages are delivered, so the next run starts with an idle server.
+#   Each cell is the MEDIAN of REPEAT runs (the disk here is noisy); the runs of
+#   the two servers are interleaved and the individual runs are printed too.
+#   Peak resident memory is sampled every 0.2 s during the runs: sluiced's one
+#   process; for Postfix the SUM over master and all its children (smtpd,
+#   cleanup, qmgr, trivial-rewrite, virtual, ...), RSS as asked, plus PSS (which
+#   does not count shared pages N times). Both servers are restarted for every
+#   (size, sessions) cell, so memory is per concurrency level.
+#   A quick fsync baseline (500 x 4 KiB files, fsync each) is printed before
+#   and after so readers know the disk state during the run.
+#
+# How to run (as root; installs the Debian package postfix if missing, without
+# starting the system Postfix and without touching port 25):
+#   bash tests/bench/accept.sh
+#   POSTFIX_ONLY=1 COUNT=200 REPEAT=1 bash tests/bench/accept.sh   # Postfix half only
+#
+# Environment variables
+#   REPEAT=3          runs per cell (median is reported)
+#   COUNT=N           messages per run for every size (default 2000 for 1 KB,
+#                     500 for 100 KB); COUNT_1K / COUNT_100K override per size
+#   SIZES="1024 102400"   message payload sizes in bytes (smtp-source -l)
+#   SESSIONS="1 10 50"    concurrent sessions (smtp-source -s)
+#   POSTFIX_ONLY=1    measure only Postfix (no sluiced needed)
+#   SLUICED=path      sluiced binary (default build/sluiced; built with `make`
+#                     at the repository root if missing)
+#   KEEP=1            keep the temp dir (configs, logs, spools, Maildirs)
+#   RESULTS=path      where to write the results (default /tmp/sluice-accept-*.txt)
+#   RUN_TIMEOUT=300   seconds before one smtp-source run is killed
+#   DRAIN_TIMEOUT=120 max seconds to wait for delivery after a run
+#                     (gives up earlier if nothing progresses for 15 s)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+PY=/usr/bin/python3
+LIB="$HERE/bench_lib.py"
+
+REPEAT=${REPEAT:-3}
+COUNT_1K=${COUNT_1K:-${COUNT:-2000}}
+COUNT_100K=${COUNT_100K:-${COUNT:-500}}
+SIZES=${SIZES:-"1024 102400"}
+SESSIONS=${SESSIONS:-"1 10 50"}
+POSTFIX_ONLY=${POSTFIX_ONLY:-0}
+SLUICED=${SLUICED:-$ROOT/build/sluiced}
+KEEP=${KEEP:-0}
+RUN_TIMEOUT=${RUN_TIMEOUT:-300}
+DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-120}
+SMTP_SOURCE=/usr/sbin/smtp-source
+POSTFIX=/usr/sbin/postfix
+# Same options for both servers: -d = several messages per connection.
+SRC_OPTS=(-d -M bench-client.example.test -f bench@example.test -t bench@example.test)
+
+die() { echo "accept.sh: $*" >&2; exit 1; }
+log() { echo "== $*"; }
+
+for v in REPEAT COUNT_1K COUNT_100K RUN_TIMEOUT DRAIN_TIMEOUT; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+done
+for v in $SIZES $SESSIONS; do
+    [[ $v =~ ^[1-9][0-9]*$ ]] || die "SIZES/SESSIONS must be positive integers (got '$v')"
+done
+[[ $EUID -eq 0 ]] || die "must run as root (installs packages, runs Postfix)"
+
+# ------------------------------------------------------------------ state + cleanup
+TMP=""
+SLUICE_PID=""
+PF_CONF=""
+PF_STARTED=0
+POLICY_CREATED=0
+POLICY_BACKUP=""
+
+restore_policy_rc() {
+    if [[ $POLICY_CREATED == 1 ]]; then
+        rm -f /usr/sbin/policy-rc.d
+        POLICY_CREATED=0
+    elif [[ -n $POLICY_BACKUP ]]; then
+        mv -f "$POLICY_BACKUP" /usr/sbin/policy-rc.d
+        POLICY_BACKUP=""
+    fi
+}
+
+pf_master_pid() {
+    local f="$TMP/pf-queue/pid/master.pid"
+    if [[ -r $f ]]; then tr -d ' \n' <"$f"; fi
+}
+
+stop_postfix() {
+    [[ $PF_STARTED == 1 ]] || return 0
+    local pid
+    pid=$(pf_master_pid)
+    "$POSTFIX" -c "$PF_CONF" stop >/dev/null 2>&1 || true
+    if [[ -n $pid ]] && ! "$PY" "$LIB" pidwait "$pid" 15; then
+        echo "postfix master $pid did not stop; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+        "$PY" "$LIB" pidwait "$pid" 5 || true
+    fi
+    rm -f "$PF_QUEUE/pid/master.pid"   # stale otherwise; the next start reads it
+    PF_STARTED=0
+}
+
+stop_sluiced() {
+    [[ -n $SLUICE_PID ]] || return 0
+    kill -TERM "$SLUICE_PID" 2>/dev/null || true
+    if ! "$PY" "$LIB" pidwait "$SLUICE_PID" 10; then
+        echo "sluiced $SLUICE_PID did not exit on SIGTERM; sending SIGKILL" >&2
+        kill -KILL "$SLUICE_PID" 2>/dev/null || true
+    fi
+    wait "$SLUICE_PID" 2>/dev/null || true
+    SLUICE_PID=""
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    stop_sluiced
+    stop_postfix
+    restore_policy_rc
+    if [[ -n $TMP && -d $TMP ]]; then
+        if [[ $KEEP == 1 ]]; then
+            echo "temp dir kept: $TMP"
+        else
+            rm -rf "$TMP"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------------ dependencies
+install_deps() {
+    local need=()
+    [[ -x $PY ]] || need+=(python3)
+    [[ -x $SMTP_SOURCE && -x $POSTFIX ]] || need+=(postfix)
+    [[ ${#need[@]} -gt 0 ]] || return 0
+    log "installing: ${need[*]} (system Postfix will not be started)"
+    # Forbid service starts during the install; restore/remove afterwards.
+    if [[ -e /usr/sbin/policy-rc.d ]]; then
+        POLICY_BACKUP=$(mktemp /usr/sbin/policy-rc.d.bench-backup.XXXXXX)
+        cp -p /usr/sbin/policy-rc.d "$POLICY_BACKUP"
+    else
+        POLICY_CREATED=1
+    fi
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
+    restore_policy_rc
+    [[ -x $SMTP_SOURCE && -x $POSTFIX ]] || die "postfix install did not provide $SMTP_SOURCE"
+}
+install_deps
+
+TMP=$(mktemp -d /tmp/sluice-bench.XXXXXX)
+chmod 755 "$TMP"   # Postfix daemons (user postfix) and virtual (uid nobody) must traverse it
+RAW="$TMP/raw.tsv"
+printf '#server\tsize\tsessions\trep\trc\telapsed\tcount\tmsgs_per_s\tpeak_rss_kb\tpeak_pss_kb\tmax_procs\tdelivered\n' >"$RAW"
+
+# ------------------------------------------------------------------ sluiced binary
+if [[ $POSTFIX_ONLY == 1 ]]; then
+    log "POSTFIX_ONLY=1: measuring the Postfix half only"
+else
+    if [[ ! -x $SLUICED ]]; then
+        log "$SLUICED missing; running make at $ROOT"
+        if ! (cd "$ROOT" && make) >"$TMP/make.log" 2>&1; then
+            tail -n 20 "$TMP/make.log" >&2
+            die "make failed, so there is no sluiced to measure (log above). Run with POSTFIX_ONLY=1 to measure only Postfix."
+        fi
+    fi
+    [[ -x $SLUICED ]] || die "$SLUICED does not exist (even after make). Run with POSTFIX_ONLY=1 to measure only Postfix."
+fi
+
+read -r PF_PORT SL_PORT < <("$PY" "$LIB" freeport 2)
+
+# ------------------------------------------------------------------ sluiced config
+SL_CONF="$TMP/sluiced.yaml"
+SL_MAIL="$TMP/sluice-mail"
+mkdir -p "$TMP/sluice-spool" "$SL_MAIL"
+cat >"$SL_CONF" <<EOF
+hostname: bench.example.test
+spool: $TMP/sluice-spool
+listeners:
+  - {name: mx, address: 127.0.0.1, port: $SL_PORT, role: mx}
+domains: {local: [example.test]}
+mailboxes: {maildir: "$SL_MAIL/%d/%u/Maildir", users: [bench@example.test]}
+log: {target: stderr}
+EOF
+
+start_sluiced() {
+    [[ $POSTFIX_ONLY == 1 ]] && return 0
+    "$SLUICED" -c "$SL_CONF" </dev/null >>"$TMP/sluiced.log" 2>&1 &
+    SLUICE_PID=$!
+    if ! "$PY" "$LIB" waitport "$SL_PORT" 10 "$SLUICE_PID"; then
+        tail -n 20 "$TMP/sluiced.log" >&2
+        die "sluiced did not accept connections on 127.0.0.1:$SL_PORT within 10 s"
+    fi
+}
+
+# ------------------------------------------------------------------ private Postfix
+PF_CONF="$TMP/pf-conf"
+PF_QUEUE="$TMP/pf-queue"
+PF_MAIL="$TMP/pf-mail"
+NOBODY_UID=$(id -u nobody)
+NOBODY_GID=$(id -g nobody)
+mkdir -p "$PF_CONF" "$PF_QUEUE" "$PF_MAIL"   # pf-data: created by postfix check
+chown "$NOBODY_UID:$NOBODY_GID" "$PF_MAIL"
+echo "bench@example.test example.test/bench/Maildir/" >"$PF_CONF/vmailbox"
+cat >"$PF_CONF/main.cf" <<EOF
+# Private benchmark instance written by tests/bench/accept.sh
+compatibility_level = 3.6
+queue_directory = $PF_QUEUE
+data_directory = $TMP/pf-data
+mail_owner = postfix
+setgid_group = postdrop
+syslog_name = postfix-bench
+maillog_file = $TMP/postfix.log
+maillog_file_prefixes = $TMP
+myhostname = postfix-bench.example.test
+mydomain = example.test
+myorigin = \$myhostname
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+relay_domains =
+local_recipient_maps =
+local_transport = error:local delivery is disabled
+alias_maps =
+alias_database =
+biff = no
+append_dot_mydomain = no
+virtual_mailbox_domains = example.test
+virtual_mailbox_base = $PF_MAIL
+virtual_mailbox_maps = texthash:$PF_CONF/vmailbox
+virtual_uid_maps = static:$NOBODY_UID
+virtual_gid_maps = static:$NOBODY_GID
+virtual_minimum_uid = 100
+smtpd_client_restrictions =
+smtpd_helo_restrictions =
+smtpd_sender_restrictions =
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+default_process_limit = 150
+EOF
+# No chroot anywhere (column 5 = n); smtpd only on the private loopback port.
+cat >"$PF_CONF/master.cf" <<EOF
+# service type  private unpriv  chroot  wakeup  maxproc command
+127.0.0.1:$PF_PORT inet n - n - - smtpd
+pickup     unix  n       -       n       60      1       pickup
+cleanup    unix  n       -       n       -       0       cleanup
+qmgr       unix  n       -       n       300     1       qmgr
+rewrite    unix  -       -       n       -       -       trivial-rewrite
+bounce     unix  -       -       n       -       0       bounce
+defer      unix  -       -       n       -       0       bounce
+trace      unix  -       -       n       -       0       bounce
+verify     unix  -       -       n       -       1       verify
+flush      unix  n       -       n       1000?   0       flush
+proxymap   unix  -       -       n       -       -       proxymap
+proxywrite unix  -       -       n       -       1       proxymap
+smtp       unix  -       -       n       -       -       smtp
+relay      unix  -       -       n       -       -       smtp
+showq      unix  n       -       n       -       -       showq
+error      unix  -       -       n       -       -       error
+retry      unix  -       -       n       -       -       error
+discard    unix  -       -       n       -       -       discard
+local      unix  -       n       n       -       -       local
+virtual    unix  -       n       n       -       -       virtual
+lmtp       unix  -       -       n       -       -       lmtp
+anvil      unix  -       -       n       -       1       anvil
+scache     unix  -       -       n       -       1       scache
+postlog    unix-dgram n  -       n       -       1       postlogd
+EOF
+
+# As root, `postfix -c DIR` needs no alternate_config_directories entry in
+# /etc/postfix/main.cf, so the default instance's config is not touched.
+if ! "$POSTFIX" -c "$PF_CONF" check >"$TMP/postfix-check.log" 2>&1; then
+    cat "$TMP/postfix-check.log" >&2; tail -n 20 "$TMP/postfix.log" >&2 || true
+    die "postfix -c $PF_CONF check failed"
+fi
+
+start_postfix() {
+    PF_STARTED=1
+    if ! "$POSTFIX" -c "$PF_CONF" start >>"$TMP/postfix-start.log" 2>&1; then
+        cat "$TMP/postfix-start.log" >&2; tail -n 20 "$TMP/postfix.log" >&2 || true
+        die "postfix -c $PF_CONF start failed"
+    fi
+    local pid="" i
+    for ((i = 0; i < 100; i++)); do
+        pid=$(pf_master_pid)
+        [[ -z $pid ]] || break
+        sleep 0.1
+    done
+    [[ -n $pid ]] || die "no Postfix master pid file under $PF_QUEUE/pid"
+    if ! "$PY" "$LIB" waitport "$PF_PORT" 10 "$pid"; then
+        tail -n 20 "$TMP/postfix.log" >&2 || true
+        die "private Postfix did not accept connections on 127.0.0.1:$PF_PORT within 10 s"
+    fi
+}
+
+# ------------------------------------------------------------------ one run
+SL_NODELIVER=0
+PF_NODELIVER=0
+
+run_one() {   # server size sessions rep count
+    local server=$1 size=$2 sessions=$3 rep=$4 count=$5
+    local port pid tree=() base queue=() nodeliver
+    if [[ $server == sluice ]]; then
+        port=$SL_PORT; pid=$SLUICE_PID; base=$SL_MAIL; nodeliver=$SL_NODELIVER
+    else
+        port=$PF_PORT; pid=$(pf_master_pid); tree=(--tree); base=$PF_MAIL
+        queue=(--queue "$PF_QUEUE"); nodeliver=$PF_NODELIVER
+    fi
+    sync   # start every run without dirty page cache from the previous one
+    local out rc elapsed rss pss procs
+    out=$("$PY" "$LIB" run --log "$TMP/smtp-source-$server.log" --pid "$pid" "${tree[@]}" \
+        --timeout "$RUN_TIMEOUT" -- "$SMTP_SOURCE" "${SRC_OPTS[@]}" -s "$sessions" -m "$count" \
+        -l "$size" "127.0.0.1:$port")
+    read -r rc elapsed rss pss procs <<<"$out"
+    local rate delivered
+    rate=$(awk -v c="$count" -v e="$elapsed" 'BEGIN { printf "%.2f", (e > 0 ? c / e : 0) }')
+    if [[ $nodeliver == 1 ]]; then
+        delivered=$("$PY" "$LIB" count "$base")
+    else
+        delivered=$("$PY" "$LIB" drain --base "$base" --expect "$count" "${queue[@]}" \
+            --timeout "$DRAIN_TIMEOUT" --stall 15)
+        if [[ $delivered == 0 && $rc == 0 ]]; then
+            echo "   WARNING: $server delivered nothing into its Maildir; not waiting for delivery any more" >&2
+            if [[ $server == sluice ]]; then SL_NODELIVER=1; else PF_NODELIVER=1; fi
+        fi
+    fi
+    # Empty the Maildirs so every run starts from the same directory sizes.
+    find "$base" -type f \( -path '*/new/*' -o -path '*/cur/*' \) -delete
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$size" "$sessions" "$rep" \
+        "$rc" "$elapsed" "$count" "$rate" "$rss" "$pss" "$procs" "$delivered" >>"$RAW"
+    local status="ok"
+    if [[ $rc != 0 ]]; then
+        status="FAILED (smtp-source exit $rc; see $TMP/smtp-source-$server.log)"
+        tail -n 5 "$TMP/smtp-source-$server.log" >&2 || true
+    fi
+    printf '   %-7s rep %d: %5d msgs in %7.2f s = %8.1f msg/s  peak RSS %6.1f MB  delivered %d/%d  %s\n' \
+        "$server" "$rep" "$count" "$elapsed" "$rate" "$(awk -v k="$rss" 'BEGIN{print k/1024}')" \
+        "$delivered" "$count" "$status"
+}
+
+# ------------------------------------------------------------------ main
+FSYNC_BEFORE=$("$PY" "$LIB" fsync "$TMP/fsync-test" 500)
+SERVERS_TXT="sluiced $SLUICED (127.0.0.1:$SL_PORT) and Postfix $(/usr/sbin/postconf -c "$PF_CONF" -h mail_version) (127.0.0.1:$PF_PORT)"
+[[ $POSTFIX_ONLY == 1 ]] && SERVERS_TXT="Postfix $(/usr/sbin/postconf -c "$PF_CONF" -h mail_version) (127.0.0.1:$PF_PORT)"
+log "servers: $SERVERS_TXT"
+log "temp dir: $TMP"
+log "fsync baseline: $FSYNC_BEFORE files/s (500 x 4 KiB, fsync each)"
+log "client: smtp-source ${SRC_OPTS[*]} -s SESSIONS -m COUNT -l SIZE 127.0.0.1:PORT"
+log "REPEAT=$REPEAT COUNT_1K=$COUNT_1K COUNT_100K=$COUNT_100K SIZES='$SIZES' SESSIONS='$SESSIONS'"
+T_START=$(date +%s)
+
+for size in $SIZES; do
+    if ((size <= 10240)); then count=$COUNT_1K; else count=$COUNT_100K; fi
+    for sessions in $SESSIONS; do
+        log "size $size B, $sessions session(s), $count messages per run"
+        start_sluiced
+        start_postfix
+        for ((rep = 1; rep <= REPEAT; rep++)); do
+            # Alternate which server goes first so disk drift hits both alike.
+            if [[ $POSTFIX_ONLY == 1 ]]; then order=(postfix)
+            elif ((rep % 2)); then order=(sluice postfix)
+            else order=(postfix sluice); fi
+            for server in "${order[@]}"; do
+                run_one "$server" "$size" "$sessions" "$rep" "$count"
+            done
+        done
+        stop_sluiced
+        stop_postfix
+    done
+done
+
+FSYNC_AFTER=$("$PY" "$LIB" fsync "$TMP/fsync-test" 500)
+RESULTS=${RESULTS:-$(mktemp /tmp/sluice-accept-results.XXXXXX.txt)}
+report_args=()
+[[ $POSTFIX_ONLY == 1 ]] && report_args=(--postfix-only)
+{
+    echo "sluice accept benchmark, $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(uname -r), $(nproc) CPUs"
+    echo "servers: $SERVERS_TXT"
+    echo "client: smtp-source ${SRC_OPTS[*]} -s SESSIONS -m COUNT -l SIZE 127.0.0.1:PORT"
+    echo "REPEAT=$REPEAT COUNT_1K=$COUNT_1K COUNT_100K=$COUNT_100K; wall time $(($(date +%s) - T_START)) s"
+    echo "fsync baseline: before $FSYNC_BEFORE files/s, after $FSYNC_AFTER files/s (500 x 4 KiB, fsync each)"
+    echo
+    "$PY" "$LIB" report "$RAW" "${report_args[@]}"
+    echo
+    echo "raw runs (TSV):"
+    cat "$RAW"
+} >"$RESULTS"
+echo
+sed '/^raw runs (TSV):$/,$d' "$RESULTS"
+echo "results written to $RESULTS"

@@ -1,0 +1,1142 @@
+/*
+ * test_conf.c - unit tests for conf/: value parsers and conf_load()
+ *
+ * Each configuration is written to a temporary file (mkstemp) and loaded;
+ * error tests compare the whole "FILE:LINE:COL: message" text. Run from the
+ * repository root: one test loads conf/sluice.yaml by its relative path.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "conf.h"
+
+#define TMPL	"/tmp/sluice-test-conf-XXXXXX"
+#define PATHLEN	64
+
+/* Minimal valid configuration: two lines, so added keys start at line 3. */
+#define BASE	"listeners: [{name: mx, address: 127.0.0.1, port: 2525}]\n" \
+		"domains: {local: [example.test]}\n"
+
+struct err_case {
+	const char	*yaml;
+	const char	*want;		/* error text after "FILE:" */
+};
+
+static void
+write_file(char *path, const char *text, size_t len)
+{
+	int	 fd;
+
+	snprintf(path, PATHLEN, "%s", TMPL);
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, len), (ssize_t)len);
+	assert_int_equal(close(fd), 0);
+}
+
+static struct config *
+load_text(const char *text, char *path, char *err)
+{
+	struct config	*cf;
+
+	write_file(path, text, strlen(text));
+	cf = conf_load(path, err, CONF_ERR_LEN);
+	unlink(path);
+	return cf;
+}
+
+static struct config *
+load_ok(const char *text)
+{
+	struct config	*cf;
+	char		 path[PATHLEN], err[CONF_ERR_LEN];
+
+	cf = load_text(text, path, err);
+	if (cf == NULL)
+		fail_msg("unexpected error: %s", err);
+	return cf;
+}
+
+static void
+expect_error_len(const char *text, size_t len, const char *want)
+{
+	struct config	*cf;
+	char		 path[PATHLEN], err[CONF_ERR_LEN], full[CONF_ERR_LEN];
+
+	write_file(path, text, len);
+	memset(err, 'x', sizeof(err));
+	cf = conf_load(path, err, sizeof(err));
+	unlink(path);
+	if (cf != NULL) {
+		conf_free(cf);
+		fail_msg("loaded, expected error \"%s\" for:\n%s", want, text);
+	}
+	snprintf(full, sizeof(full), "%s:%s", path, want);
+	assert_string_equal(err, full);
+}
+
+static void
+expect_error(const char *text, const char *want)
+{
+	expect_error_len(text, strlen(text), want);
+}
+
+static void
+run_error_cases(const struct err_case *c, size_t n)
+{
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		expect_error(c[i].yaml, c[i].want);
+}
+
+#define RUN_CASES(c)	run_error_cases((c), sizeof(c) / sizeof((c)[0]))
+
+static char *
+cwd_path(const char *rel)
+{
+	char	 cwd[PATH_MAX], *p;
+	size_t	 len;
+
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	len = strlen(cwd) + strlen(rel) + 2;
+	p = malloc(len);
+	assert_non_null(p);
+	snprintf(p, len, "%s/%s", cwd, rel);
+	return p;
+}
+
+static void
+assert_cwd_path(const char *got, const char *rel)
+{
+	char	*want = cwd_path(rel);
+
+	assert_string_equal(got, want);
+	free(want);
+}
+
+/* ---- value parsers ---------------------------------------------------- */
+
+static void
+test_duration_good(void **state)
+{
+	static const struct {
+		const char	*s;
+		unsigned	 v;
+	} ok[] = {
+		{ "0", 0 }, { "30", 30 }, { "0s", 0 }, { "30s", 30 },
+		{ "5m", 300 }, { "2h", 7200 }, { "5d", 432000 },
+		{ "1w", 604800 }, { "1h30m", 5400 }, { "1d12h", 129600 },
+		{ "1w2d3h4m5s", 788645 }, { "4294967295", 4294967295U },
+		{ "4294967295s", 4294967295U }, { "49710d", 4294944000U },
+		{ "49710d6h28m15s", 4294967295U }, { "007s", 7 },
+	};
+	unsigned	 v;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		v = 12345;
+		if (conf_parse_duration(ok[i].s, &v) != 0)
+			fail_msg("duration '%s' rejected", ok[i].s);
+		if (v != ok[i].v)
+			fail_msg("duration '%s': %u, want %u", ok[i].s, v,
+			    ok[i].v);
+	}
+}
+
+static void
+test_duration_bad(void **state)
+{
+	static const char *const	 bad[] = {
+		"", "-1", "+1", " 1", "1 ", "1 s", "5x", "5M", "5S", "m",
+		"s5", "1h30", "30m1h", "1h1h", "1.5h", "0x10", "5ms",
+		"4294967296", "4294967296s", "71582789m", "49711d",
+		"49710d6h28m16s", "99999999999999999999", "99999999999w",
+	};
+	unsigned			 v = 7;
+	size_t				 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (conf_parse_duration(bad[i], &v) != -1)
+			fail_msg("duration '%s' accepted as %u", bad[i], v);
+	assert_int_equal(conf_parse_duration(NULL, &v), -1);
+	assert_int_equal(v, 7);
+}
+
+static void
+test_size_good(void **state)
+{
+	static const struct {
+		const char	*s;
+		uint64_t	 v;
+	} ok[] = {
+		{ "0", 0 }, { "100", 100 }, { "100B", 100 }, { "100b", 100 },
+		{ "512K", 512 * 1024 }, { "512k", 512 * 1024 },
+		{ "512KB", 512 * 1024 }, { "512KiB", 512 * 1024 },
+		{ "35M", 35 * 1024 * 1024 }, { "35MB", 35 * 1024 * 1024 },
+		{ "35MiB", 35 * 1024 * 1024 }, { "35m", 35 * 1024 * 1024 },
+		{ "1G", 1ULL << 30 }, { "1GiB", 1ULL << 30 },
+		{ "2T", 2ULL << 40 },
+		{ "18446744073709551615", UINT64_MAX },
+		{ "16777215T", 16777215ULL << 40 },
+	};
+	uint64_t	 v;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		v = 12345;
+		if (conf_parse_size(ok[i].s, &v) != 0)
+			fail_msg("size '%s' rejected", ok[i].s);
+		if (v != ok[i].v)
+			fail_msg("size '%s': %llu", ok[i].s,
+			    (unsigned long long)v);
+	}
+}
+
+static void
+test_size_bad(void **state)
+{
+	static const char *const	 bad[] = {
+		"", "M", "B", "-1", "+1", " 1", "1 ", "1.5M", "35 M", "35MX",
+		"35Mi", "35MBB", "35iB", "35Bi", "1P", "0x10", "abc", "12abc",
+		"18446744073709551616", "99999999999999999999999",
+		"16777216T", "17179869184G", "18014398509481984K",
+	};
+	uint64_t			 v = 7;
+	size_t				 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (conf_parse_size(bad[i], &v) != -1)
+			fail_msg("size '%s' accepted", bad[i]);
+	assert_int_equal(conf_parse_size(NULL, &v), -1);
+	assert_int_equal(v, 7);
+}
+
+static void
+check_network(const char *s, int family, const char *addr, unsigned prefix)
+{
+	struct conf_network	 net;
+	unsigned char		 want[16];
+
+	memset(want, 0, sizeof(want));
+	assert_int_equal(inet_pton(family, addr, want), 1);
+	if (conf_parse_network(s, &net) != 0)
+		fail_msg("network '%s' rejected", s);
+	assert_int_equal(net.family, family);
+	assert_int_equal(net.prefix, prefix);
+	assert_memory_equal(net.addr, want, sizeof(want));
+}
+
+static void
+test_network_good(void **state)
+{
+	(void)state;
+	check_network("127.0.0.0/8", AF_INET, "127.0.0.0", 8);
+	check_network("10.1.2.3/8", AF_INET, "10.0.0.0", 8);
+	check_network("172.31.255.255/12", AF_INET, "172.16.0.0", 12);
+	check_network("192.0.2.1", AF_INET, "192.0.2.1", 32);
+	check_network("192.0.2.1/32", AF_INET, "192.0.2.1", 32);
+	check_network("0.0.0.0/0", AF_INET, "0.0.0.0", 0);
+	check_network("255.255.255.255/0", AF_INET, "0.0.0.0", 0);
+	check_network("::1/128", AF_INET6, "::1", 128);
+	check_network("::1", AF_INET6, "::1", 128);
+	check_network("2001:db8::1/32", AF_INET6, "2001:db8::", 32);
+	check_network("2001:db8:ffff::/33", AF_INET6, "2001:db8:8000::", 33);
+	check_network("::/0", AF_INET6, "::", 0);
+	check_network("::ffff:10.1.2.3/104", AF_INET6, "::ffff:10.0.0.0",
+	    104);
+}
+
+static void
+test_network_bad(void **state)
+{
+	static const char *const	 bad[] = {
+		"", "/8", "10.0.0.0/", "10.0.0.0/33", "::/129", "10.0.0.0/-1",
+		"10.0.0.0/+8", "10.0.0.0/8x", "10.0.0.0/8/8", "10.0.0.0/ 8",
+		"10.0.0.0 /8", " 10.0.0.0", "10.0.0", "300.1.1.1", "1.2.3.4.5",
+		"fe80::1%eth0", "example.com", "::1/1280", "10.0.0.0/0x8",
+		"1111:2222:3333:4444:5555:6666:7777:8888:9999/64",
+	};
+	struct conf_network		 net;
+	size_t				 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (conf_parse_network(bad[i], &net) != -1)
+			fail_msg("network '%s' accepted", bad[i]);
+	assert_int_equal(conf_parse_network(NULL, &net), -1);
+}
+
+static int
+match(const char *net, const char *addr)
+{
+	struct conf_network	 n;
+	struct sockaddr_in	 sin;
+	struct sockaddr_in6	 sin6;
+
+	assert_int_equal(conf_parse_network(net, &n), 0);
+	memset(&sin, 0, sizeof(sin));
+	memset(&sin6, 0, sizeof(sin6));
+	if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1) {
+		sin.sin_family = AF_INET;
+		return conf_network_match(&n, (struct sockaddr *)&sin);
+	}
+	assert_int_equal(inet_pton(AF_INET6, addr, &sin6.sin6_addr), 1);
+	sin6.sin6_family = AF_INET6;
+	return conf_network_match(&n, (struct sockaddr *)&sin6);
+}
+
+static void
+test_network_match(void **state)
+{
+	struct conf_network	 n;
+	struct sockaddr_un	 sun;
+
+	(void)state;
+	assert_true(match("127.0.0.0/8", "127.0.0.1"));
+	assert_true(match("127.0.0.0/8", "127.255.255.255"));
+	assert_false(match("127.0.0.0/8", "128.0.0.1"));
+	assert_true(match("172.16.0.0/12", "172.31.1.1"));
+	assert_false(match("172.16.0.0/12", "172.32.0.1"));
+	assert_true(match("192.0.2.7", "192.0.2.7"));
+	assert_false(match("192.0.2.7", "192.0.2.8"));
+	assert_true(match("0.0.0.0/0", "203.0.113.9"));
+	assert_true(match("::1/128", "::1"));
+	assert_false(match("::1/128", "::2"));
+	assert_true(match("2001:db8::/32", "2001:db8:1::5"));
+	assert_false(match("2001:db8::/32", "2001:db9::5"));
+	assert_true(match("2001:db8:8000::/33", "2001:db8:ffff::1"));
+	assert_false(match("2001:db8:8000::/33", "2001:db8:7fff::1"));
+	/* IPv4-mapped IPv6 addresses match IPv4 networks */
+	assert_true(match("127.0.0.0/8", "::ffff:127.0.0.1"));
+	assert_true(match("0.0.0.0/0", "::ffff:1.2.3.4"));
+	assert_false(match("127.0.0.0/8", "::ffff:10.0.0.1"));
+	assert_true(match("::ffff:0:0/96", "::ffff:10.0.0.1"));
+	/* but nothing else crosses families */
+	assert_false(match("127.0.0.0/8", "::7f00:1"));
+	assert_false(match("0.0.0.0/0", "::1"));
+	assert_false(match("::/0", "127.0.0.1"));
+	assert_false(match("::1/128", "::ffff:127.0.0.1"));
+	assert_int_equal(conf_parse_network("0.0.0.0/0", &n), 0);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	assert_false(conf_network_match(&n, (struct sockaddr *)&sun));
+	assert_false(conf_network_match(&n, NULL));
+}
+
+/* ---- whole files ------------------------------------------------------ */
+
+static void
+test_full_config(void **state)
+{
+	struct config	*cf;
+	char		 upath[PATHLEN], text[4096];
+	static const char users[] = "carol@example.test\n";
+
+	(void)state;
+	write_file(upath, users, strlen(users));
+	snprintf(text, sizeof(text),
+	    "hostname: MX1.Example-Host.test\n"
+	    "spool: /var/spool/sluice\n"
+	    "user: sluice\n"
+	    "workers: 4\n"
+	    "delivery_concurrency: 16\n"
+	    "listeners:\n"
+	    "  - {name: mx, address: 127.0.0.1, port: 25, role: mx}\n"
+	    "  - {name: sub, address: \"::1\", port: 587, role: submission}\n"
+	    "  - name: subs\n"
+	    "    address: 0.0.0.0\n"
+	    "    port: 465\n"
+	    "    role: submissions\n"
+	    "trusted_networks: [10.1.0.0/16, \"2001:db8::/32\", 192.0.2.7]\n"
+	    "domains:\n"
+	    "  local: [Example.TEST, example.org, example.test]\n"
+	    "mailboxes:\n"
+	    "  maildir: /srv/mail/%%d/%%u\n"
+	    "  users: [Alice@Example.Test, bob@example.org]\n"
+	    "  users_file: %s\n"
+	    "retry: {first: 1m, max_interval: 2h, lifetime: 3d, "
+	    "warn_after: 1h30m}\n"
+	    "limits:\n"
+	    "  message_size: 10MiB\n"
+	    "  recipients: 50\n"
+	    "  line_length: 998\n"
+	    "  command_line_length: 512\n"
+	    "  sessions: 100\n"
+	    "  per_ip_sessions: 5\n"
+	    "  errors: 3\n"
+	    "  idle_timeout: 1m\n"
+	    "  command_timeout: 30\n"
+	    "smtp: {bare_newline: normalize}\n"
+	    "log: {target: syslog, level: debug, facility: local3}\n", upath);
+	cf = load_ok(text);
+	unlink(upath);
+	assert_non_null(cf);
+	assert_string_equal(cf->hostname, "MX1.Example-Host.test");
+	assert_string_equal(cf->spool, "/var/spool/sluice");
+	assert_string_equal(cf->user, "sluice");
+	assert_int_equal(cf->workers, 4);
+	assert_int_equal(cf->delivery_concurrency, 16);
+
+	assert_int_equal(cf->nlisteners, 3);
+	assert_string_equal(cf->listeners[0].name, "mx");
+	assert_string_equal(cf->listeners[0].address, "127.0.0.1");
+	assert_int_equal(cf->listeners[0].port, 25);
+	assert_int_equal(cf->listeners[0].role, ROLE_MX);
+	assert_string_equal(cf->listeners[1].name, "sub");
+	assert_string_equal(cf->listeners[1].address, "::1");
+	assert_int_equal(cf->listeners[1].port, 587);
+	assert_int_equal(cf->listeners[1].role, ROLE_SUBMISSION);
+	assert_string_equal(cf->listeners[2].name, "subs");
+	assert_string_equal(cf->listeners[2].address, "0.0.0.0");
+	assert_int_equal(cf->listeners[2].port, 465);
+	assert_int_equal(cf->listeners[2].role, ROLE_SUBMISSIONS);
+
+	assert_int_equal(cf->ntrusted_networks, 3);
+	assert_int_equal(cf->trusted_networks[0].family, AF_INET);
+	assert_int_equal(cf->trusted_networks[0].prefix, 16);
+	assert_int_equal(cf->trusted_networks[1].family, AF_INET6);
+	assert_int_equal(cf->trusted_networks[1].prefix, 32);
+	assert_int_equal(cf->trusted_networks[2].prefix, 32);
+
+	assert_int_equal(cf->nlocal_domains, 2);
+	assert_string_equal(cf->local_domains[0], "example.test");
+	assert_string_equal(cf->local_domains[1], "example.org");
+
+	assert_string_equal(cf->maildir, "/srv/mail/%d/%u");
+	assert_string_equal(cf->mailbox_users_file, upath);
+	assert_int_equal(cf->nmailbox_users, 3);
+	assert_string_equal(cf->mailbox_users[0], "alice@example.test");
+	assert_string_equal(cf->mailbox_users[1], "bob@example.org");
+	assert_string_equal(cf->mailbox_users[2], "carol@example.test");
+
+	assert_int_equal(cf->retry.first, 60);
+	assert_int_equal(cf->retry.max_interval, 7200);
+	assert_int_equal(cf->retry.lifetime, 3 * 86400);
+	assert_int_equal(cf->retry.warn_after, 5400);
+
+	assert_int_equal(cf->limits.message_size, 10 * 1024 * 1024);
+	assert_int_equal(cf->limits.recipients, 50);
+	assert_int_equal(cf->limits.line_length, 998);
+	assert_int_equal(cf->limits.command_line_length, 512);
+	assert_int_equal(cf->limits.sessions, 100);
+	assert_int_equal(cf->limits.per_ip_sessions, 5);
+	assert_int_equal(cf->limits.errors, 3);
+	assert_int_equal(cf->limits.idle_timeout, 60);
+	assert_int_equal(cf->limits.command_timeout, 30);
+
+	assert_int_equal(cf->bare_newline, BARE_NL_NORMALIZE);
+	assert_int_equal(cf->log.target, LOG_TARGET_SYSLOG);
+	assert_int_equal(cf->log.debug, 1);
+	assert_string_equal(cf->log.facility, "local3");
+	conf_free(cf);
+}
+
+static void
+assert_defaults(const struct config *cf)
+{
+	assert_cwd_path(cf->spool, "var/spool");
+	assert_null(cf->user);
+	assert_int_equal(cf->workers, 0);
+	assert_int_equal(cf->delivery_concurrency, 8);
+	assert_int_equal(cf->ntrusted_networks, 2);
+	assert_int_equal(cf->trusted_networks[0].family, AF_INET);
+	assert_int_equal(cf->trusted_networks[0].prefix, 8);
+	assert_int_equal(cf->trusted_networks[0].addr[0], 127);
+	assert_int_equal(cf->trusted_networks[1].family, AF_INET6);
+	assert_int_equal(cf->trusted_networks[1].prefix, 128);
+	assert_int_equal(cf->trusted_networks[1].addr[15], 1);
+	assert_cwd_path(cf->maildir, "var/mail/%d/%u/Maildir");
+	assert_null(cf->mailbox_users_file);
+	assert_int_equal(cf->retry.first, 300);
+	assert_int_equal(cf->retry.max_interval, 3600);
+	assert_int_equal(cf->retry.lifetime, 5 * 86400);
+	assert_int_equal(cf->retry.warn_after, 4 * 3600);
+	assert_int_equal(cf->limits.message_size, 35 * 1024 * 1024);
+	assert_int_equal(cf->limits.recipients, 1000);
+	assert_int_equal(cf->limits.line_length, 1000);
+	assert_int_equal(cf->limits.command_line_length, 2048);
+	assert_int_equal(cf->limits.sessions, 10000);
+	assert_int_equal(cf->limits.per_ip_sessions, 50);
+	assert_int_equal(cf->limits.errors, 10);
+	assert_int_equal(cf->limits.idle_timeout, 300);
+	assert_int_equal(cf->limits.command_timeout, 300);
+	assert_int_equal(cf->bare_newline, BARE_NL_REJECT);
+	assert_int_equal(cf->log.target, LOG_TARGET_STDERR);
+	assert_int_equal(cf->log.debug, 0);
+	assert_string_equal(cf->log.facility, "mail");
+}
+
+static void
+test_defaults(void **state)
+{
+	struct config	*cf;
+	char		 host[256];
+
+	(void)state;
+	cf = load_ok(BASE);
+	assert_non_null(cf);
+	assert_int_equal(gethostname(host, sizeof(host)), 0);
+	host[sizeof(host) - 1] = '\0';
+	assert_string_equal(cf->hostname, host);
+	assert_int_equal(cf->nlisteners, 1);
+	assert_int_equal(cf->listeners[0].role, ROLE_MX);
+	assert_int_equal(cf->nmailbox_users, 0);
+	assert_defaults(cf);
+	assert_true(cf->path[0] == '/');
+	conf_free(cf);
+
+	/* empty sections keep every default */
+	cf = load_ok(BASE "retry: {}\nlimits: {}\nlog: {}\nsmtp: {}\n"
+	    "mailboxes: {}\n");
+	assert_non_null(cf);
+	assert_defaults(cf);
+	conf_free(cf);
+}
+
+static void
+test_default_file(void **state)
+{
+	struct config	*cf;
+	char		 err[CONF_ERR_LEN];
+
+	(void)state;
+	cf = conf_load("conf/sluice.yaml", err, sizeof(err));
+	if (cf == NULL)
+		fail_msg("conf/sluice.yaml: %s", err);
+	assert_string_equal(cf->path, "conf/sluice.yaml");
+	assert_string_equal(cf->hostname, "mx.example.test");
+	assert_int_equal(cf->nlisteners, 1);
+	assert_string_equal(cf->listeners[0].name, "mx");
+	assert_string_equal(cf->listeners[0].address, "127.0.0.1");
+	assert_int_equal(cf->listeners[0].port, 2525);
+	assert_int_equal(cf->listeners[0].role, ROLE_MX);
+	assert_int_equal(cf->nlocal_domains, 1);
+	assert_string_equal(cf->local_domains[0], "example.test");
+	assert_int_equal(cf->nmailbox_users, 2);
+	assert_string_equal(cf->mailbox_users[0], "alice@example.test");
+	assert_string_equal(cf->mailbox_users[1], "bob@example.test");
+	assert_defaults(cf);
+	conf_free(cf);
+}
+
+static void
+test_unknown_keys(void **state)
+{
+	static const struct err_case	 c[] = {
+		{ BASE "foo: 1\n", "3:1: unknown key 'foo'" },
+		{ BASE "limits:\n  errors: 5\n  foo: 1\n",
+		    "5:3: unknown key 'foo' in 'limits'" },
+		{ BASE "log: {target: stderr, colour: red}\n",
+		    "3:23: unknown key 'colour' in 'log'" },
+		{ BASE "retry: {first: 1m, last: 2m}\n",
+		    "3:20: unknown key 'last' in 'retry'" },
+		{ BASE "domains2: {}\n", "3:1: unknown key 'domains2'" },
+		{ BASE "Hostname: a.test\n", "3:1: unknown key 'Hostname'" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
+		    "bind: x}]\n", "1:56: unknown key 'bind' in 'listeners'" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525}]\n"
+		    "domains: {local: [example.test], remote: [a.test]}\n",
+		    "2:34: unknown key 'remote' in 'domains'" },
+		{ BASE "\"a\\tb\": 1\n", "3:1: unknown key 'a?b'" },
+	};
+
+	(void)state;
+	RUN_CASES(c);
+}
+
+static void
+test_wrong_types(void **state)
+{
+	static const struct err_case	 c[] = {
+		{ BASE "limits: 5\n",
+		    "3:9: expected a mapping for 'limits', found a scalar" },
+		{ BASE "limits:\n", "3:8: expected a mapping for 'limits', "
+		    "found an empty value" },
+		{ BASE "retry: [1m]\n",
+		    "3:8: expected a mapping for 'retry', found a list" },
+		{ BASE "trusted_networks: 10.0.0.0/8\n", "3:19: expected a "
+		    "list for 'trusted_networks', found a scalar" },
+		{ BASE "trusted_networks: [[10.0.0.0/8]]\n", "3:20: expected "
+		    "a scalar for 'trusted_networks', found a list" },
+		{ BASE "hostname: {a: b}\n", "3:11: expected a scalar for "
+		    "'hostname', found a mapping" },
+		{ BASE "workers: [1]\n",
+		    "3:10: expected a scalar for 'workers', found a list" },
+		{ BASE "retry: {first: {a: 1}}\n", "3:16: expected a scalar "
+		    "for 'retry.first', found a mapping" },
+		{ BASE "mailboxes: {users: alice@example.test}\n", "3:20: "
+		    "expected a list for 'mailboxes.users', found a scalar" },
+		{ BASE "mailboxes: {users: [{a: b}]}\n", "3:21: expected an "
+		    "address for each item of 'mailboxes.users', found a "
+		    "mapping" },
+		{ BASE "mailboxes: {users: [~]}\n", "3:21: expected an "
+		    "address for each item of 'mailboxes.users', found an "
+		    "empty value" },
+		{ BASE "mailboxes: [a]\n",
+		    "3:12: expected a mapping for 'mailboxes', found a list" },
+		{ BASE "user: ~\n", "3:7: missing value for 'user'" },
+		{ BASE "user: \"\"\n", "3:7: empty value for 'user'" },
+		{ BASE "spool: ''\n", "3:8: empty value for 'spool'" },
+		{ "listeners: {name: mx}\n", "1:12: expected a list for "
+		    "'listeners', found a mapping" },
+		{ "listeners: [mx]\n", "1:13: expected a mapping for each "
+		    "item of 'listeners', found a scalar" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+		    "domains: {local: example.test}\n", "2:18: expected a "
+		    "list for 'domains.local', found a scalar" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+		    "domains: [example.test]\n", "2:10: expected a mapping "
+		    "for 'domains', found a list" },
+		{ "- a\n", "1:1: expected a mapping at the top level, found "
+		    "a list" },
+		{ "hello\n", "1:1: expected a mapping at the top level, found "
+		    "a scalar" },
+		{ "# just a comment\n", "1:1: empty configuration: expected "
+		    "a mapping at the top level" },
+		{ "", "1:1: empty configuration: expected a mapping at the "
+		    "top level" },
+	};
+
+	(void)state;
+	RUN_CASES(c);
+}
+
+static void
+test_bad_values(void **state)
+{
+	static const struct err_case	 c[] = {
+		{ BASE "workers: 65\n", "3:10: invalid value '65' for "
+		    "'workers': expected an integer from 0 to 64" },
+		{ BASE "workers: 12abc\n", "3:10: invalid value '12abc' for "
+		    "'workers': expected an integer from 0 to 64" },
+		{ BASE "workers: -1\n", "3:10: invalid value '-1' for "
+		    "'workers': expected an integer from 0 to 64" },
+		{ BASE "workers: +1\n", "3:10: invalid value '+1' for "
+		    "'workers': expected an integer from 0 to 64" },
+		{ BASE "workers: 0x10\n", "3:10: invalid value '0x10' for "
+		    "'workers': expected an integer from 0 to 64" },
+		{ BASE "workers: 99999999999999999999999\n", "3:10: invalid "
+		    "value '99999999999999999999999' for 'workers': expected "
+		    "an integer from 0 to 64" },
+		{ BASE "delivery_concurrency: 0\n", "3:23: invalid value '0' "
+		    "for 'delivery_concurrency': expected an integer from 1 "
+		    "to 1000" },
+		{ BASE "limits: {line_length: 79}\n", "3:23: invalid value "
+		    "'79' for 'limits.line_length': expected an integer from "
+		    "80 to 1000000" },
+		{ BASE "limits: {command_line_length: 65537}\n", "3:31: "
+		    "invalid value '65537' for 'limits.command_line_length': "
+		    "expected an integer from 512 to 65536" },
+		{ BASE "limits: {recipients: 0}\n", "3:22: invalid value '0' "
+		    "for 'limits.recipients': expected an integer from 1 to "
+		    "100000" },
+		{ BASE "limits: {errors: 1001}\n", "3:18: invalid value "
+		    "'1001' for 'limits.errors': expected an integer from 1 "
+		    "to 1000" },
+		{ BASE "limits: {message_size: 1.5M}\n", "3:24: invalid size "
+		    "'1.5M' for 'limits.message_size': expected bytes or "
+		    "units like 512K, 35M, 1G" },
+		{ BASE "limits: {idle_timeout: 0s}\n", "3:24: duration '0s' "
+		    "for 'limits.idle_timeout' is out of range: from 1s to "
+		    "4294967295s" },
+		{ BASE "retry: {first: 5x}\n", "3:16: invalid duration '5x' "
+		    "for 'retry.first': expected a number of seconds or units "
+		    "like 30s, 5m, 2h, 5d, 1w" },
+		{ BASE "retry: {lifetime: 4294967296}\n", "3:19: invalid "
+		    "duration '4294967296' for 'retry.lifetime': expected a "
+		    "number of seconds or units like 30s, 5m, 2h, 5d, 1w" },
+		{ BASE "hostname: bad host\n", "3:11: invalid value 'bad host' "
+		    "for 'hostname': expected a domain name like "
+		    "mx.example.org" },
+		{ BASE "hostname: -x.test\n", "3:11: invalid value '-x.test' "
+		    "for 'hostname': expected a domain name like "
+		    "mx.example.org" },
+		{ BASE "hostname: a..test\n", "3:11: invalid value 'a..test' "
+		    "for 'hostname': expected a domain name like "
+		    "mx.example.org" },
+		{ BASE "hostname: \"a\\tb\"\n", "3:11: invalid value 'a?b' "
+		    "for 'hostname': expected a domain name like "
+		    "mx.example.org" },
+		{ BASE "log: {target: file}\n", "3:15: invalid value 'file' "
+		    "for 'log.target': expected one of stderr, syslog" },
+		{ BASE "log: {level: warn}\n", "3:14: invalid value 'warn' "
+		    "for 'log.level': expected one of info, debug" },
+		{ BASE "log: {facility: local8}\n", "3:17: invalid value "
+		    "'local8' for 'log.facility': expected one of mail, "
+		    "daemon, user, local0, local1, local2, local3, local4, "
+		    "local5, local6, local7" },
+		{ BASE "smtp: {bare_newline: accept}\n", "3:22: invalid value "
+		    "'accept' for 'smtp.bare_newline': expected one of "
+		    "reject, normalize" },
+		{ BASE "trusted_networks: [10.0.0.0/8, 10.0.0.0/33]\n", "3:32: "
+		    "invalid network '10.0.0.0/33' in 'trusted_networks': "
+		    "expected an address or a CIDR block like 192.0.2.0/24" },
+		{ BASE "mailboxes: {maildir: /m/%d}\n", "3:22: "
+		    "'mailboxes.maildir' must contain %u (the local part)" },
+		{ BASE "mailboxes: {maildir: /m/%x/%u}\n", "3:22: "
+		    "'mailboxes.maildir' may only contain %d (domain) and %u "
+		    "(local part) after '%'" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
+		    "role: relay}]\n", "1:62: invalid value 'relay' for "
+		    "'listeners.role': expected one of mx, submission, "
+		    "submissions" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 0}]\n",
+		    "1:50: invalid value '0' for 'listeners.port': expected "
+		    "an integer from 1 to 65535" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 65536}]\n",
+		    "1:50: invalid value '65536' for 'listeners.port': "
+		    "expected an integer from 1 to 65535" },
+		{ "listeners: [{name: mx, address: localhost, port: 25}]\n",
+		    "1:33: invalid value 'localhost' for 'listeners.address': "
+		    "expected an IPv4 or IPv6 address" },
+		{ "listeners: [{name: \"m x\", address: 127.0.0.1, port: 25}]\n",
+		    "1:20: invalid value 'm x' for 'listeners.name': expected "
+		    "letters, digits, '-', '_' or '.' (at most 64)" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+		    "domains: {local: [ex_ample.test]}\n", "2:19: invalid "
+		    "domain 'ex_ample.test' in 'domains.local'" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+		    "domains: {local: []}\n",
+		    "2:18: 'domains.local' needs at least one domain" },
+		{ "listeners: []\n",
+		    "1:12: 'listeners' needs at least one listener" },
+	};
+
+	(void)state;
+	RUN_CASES(c);
+}
+
+static void
+test_long_values(void **state)
+{
+	struct config	*cf;
+	char		 text[1024], label[64], want[512], long_value[201];
+
+	(void)state;
+	/* 255 characters is the longest valid host name */
+	memset(label, 'a', 63);
+	label[63] = '\0';
+	snprintf(text, sizeof(text), BASE "hostname: %s.%s.%s.%s\n", label,
+	    label, label, label);
+	cf = load_ok(text);
+	assert_non_null(cf);
+	assert_int_equal(strlen(cf->hostname), 255);
+	conf_free(cf);
+	snprintf(want, sizeof(want), "3:11: invalid value '%.60s...' for "
+	    "'hostname': expected a domain name like mx.example.org", label);
+	snprintf(text, sizeof(text), BASE "hostname: %s.%s.%s.%s.a\n", label,
+	    label, label, label);
+	expect_error(text, want);
+	/* and 63 the longest label */
+	snprintf(text, sizeof(text), BASE "hostname: a%s.test\n", label);
+	expect_error(text, want);
+
+	/* a long bad value is cut in the message */
+	memset(long_value, 'x', 200);
+	long_value[200] = '\0';
+	snprintf(text, sizeof(text), BASE "workers: %s\n", long_value);
+	snprintf(want, sizeof(want), "3:10: invalid value '%.60s...' for "
+	    "'workers': expected an integer from 0 to 64", long_value);
+	expect_error(text, want);
+}
+
+static void
+test_yaml_errors(void **state)
+{
+	static const struct err_case	 c[] = {
+		{ BASE "hostname: [a\n", "4:1: did not find expected ',' or "
+		    "']' while parsing a flow sequence started at 3:11" },
+		{ BASE "a: b: c\n", "3:5: mapping values are not allowed in "
+		    "this context" },
+		{ BASE "limits:\n\terrors: 1\n", "4:1: found character that "
+		    "cannot start any token while scanning for the next "
+		    "token" },
+		{ BASE "hostname: \"abc\n", "4:1: found unexpected end of "
+		    "stream while scanning a quoted scalar started at 3:11" },
+		{ BASE "x: &a 1\n", "3:4: anchors are not supported" },
+		{ BASE "x: *a\n", "3:4: aliases are not supported" },
+		{ BASE "---\nb: 2\n", "3:1: only one YAML document is "
+		    "allowed" },
+		{ BASE "? [a]\n: 1\n",
+		    "3:3: a mapping key must be a scalar, not a list" },
+		{ BASE "hostname: \"a\\0b\"\n",
+		    "3:11: NUL character in a value" },
+	};
+	static const char	 utf8[] = BASE "hostname: a\xff" "b\n";
+	char			 deep[256];
+	size_t			 i, n = 0;
+
+	(void)state;
+	RUN_CASES(c);
+	expect_error_len(utf8, sizeof(utf8) - 1,
+	    "3:12: invalid leading UTF-8 octet");
+
+	n = snprintf(deep, sizeof(deep), "a: ");
+	for (i = 0; i < 70; i++)
+		deep[n++] = '[';
+	for (i = 0; i < 70; i++)
+		deep[n++] = ']';
+	deep[n] = '\0';
+	expect_error(deep, "1:67: nested deeper than 64 levels");
+}
+
+static void
+test_missing_file(void **state)
+{
+	char	 err[CONF_ERR_LEN], small[12];
+
+	(void)state;
+	assert_null(conf_load("/nonexistent/sluice.yaml", err, sizeof(err)));
+	assert_string_equal(err, "/nonexistent/sluice.yaml: cannot open: "
+	    "No such file or directory");
+	/* a NULL or short buffer is fine */
+	assert_null(conf_load("/nonexistent/sluice.yaml", NULL, 0));
+	assert_null(conf_load("/nonexistent/sluice.yaml", small,
+	    sizeof(small)));
+	assert_string_equal(small, "/nonexisten");
+}
+
+static void
+test_duplicates(void **state)
+{
+	static const struct err_case	 c[] = {
+		{ BASE "hostname: a.test\nhostname: b.test\n",
+		    "4:1: duplicate key 'hostname' (first at line 3)" },
+		{ BASE "limits:\n  errors: 1\n  errors: 2\n",
+		    "5:3: duplicate key 'errors' (first at line 4)" },
+		{ BASE "log: {target: stderr, target: syslog}\n",
+		    "3:23: duplicate key 'target' (first at line 3)" },
+		{ BASE "listeners: []\n",
+		    "3:1: duplicate key 'listeners' (first at line 1)" },
+		{ "listeners:\n"
+		    "  - {name: mx, address: 127.0.0.1, port: 25}\n"
+		    "  - {name: mx, address: 127.0.0.1, port: 26}\n"
+		    "domains: {local: [example.test]}\n",
+		    "3:12: duplicate listener name 'mx' (first at line 2)" },
+		{ "listeners:\n"
+		    "  - {name: a, address: \"::1\", port: 25}\n"
+		    "  - {name: b, address: \"0:0::1\", port: 25}\n"
+		    "domains: {local: [example.test]}\n", "3:24: listener "
+		    "'b' has the same address and port as listener 'a'" },
+		{ "listeners:\n"
+		    "  - {name: a, address: 10.0.0.1, port: 25}\n"
+		    "  - {name: b, address: 10.0.0.2, port: 25}\n"
+		    "  - {name: c, address: 10.0.0.1, port: 25}\n"
+		    "domains: {local: [example.test]}\n", "4:24: listener "
+		    "'c' has the same address and port as listener 'a'" },
+	};
+	struct config			*cf;
+
+	(void)state;
+	RUN_CASES(c);
+
+	/* same address on another port, or another address: fine */
+	cf = load_ok("listeners:\n"
+	    "  - {name: a, address: 127.0.0.1, port: 25}\n"
+	    "  - {name: b, address: 127.0.0.1, port: 26}\n"
+	    "  - {name: c, address: 0.0.0.0, port: 25}\n"
+	    "  - {name: d, address: \"::\", port: 25}\n"
+	    "domains: {local: [example.test, EXAMPLE.test]}\n"
+	    "mailboxes: {users: [a@example.test, A@Example.Test]}\n");
+	assert_non_null(cf);
+	assert_int_equal(cf->nlisteners, 4);
+	assert_int_equal(cf->nlocal_domains, 1);
+	assert_int_equal(cf->nmailbox_users, 1);
+	conf_free(cf);
+}
+
+static void
+test_missing_keys(void **state)
+{
+	static const struct err_case	 c[] = {
+		{ "listeners: [{address: 127.0.0.1, port: 25}]\n",
+		    "1:13: listener without 'name'" },
+		{ "listeners: [{name: mx, port: 25}]\n",
+		    "1:13: listener 'mx' has no 'address'" },
+		{ "listeners: [{name: mx, address: 127.0.0.1}]\n",
+		    "1:13: listener 'mx' has no 'port'" },
+		{ "domains: {local: [example.test]}\n", "1:1: no listener: "
+		    "'listeners' needs at least one entry" },
+		{ "# sluice\n\ndomains: {local: [example.test]}\n",
+		    "3:1: no listener: 'listeners' needs at least one entry" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n",
+		    "1:1: no local domain: 'domains.local' needs at least one "
+		    "domain" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+		    "domains: {}\n", "1:1: no local domain: 'domains.local' "
+		    "needs at least one domain" },
+	};
+
+	(void)state;
+	RUN_CASES(c);
+}
+
+static void
+test_not_supported(void **state)
+{
+	static const char *const	 keys[] = {
+		"routes", "dns", "auth", "pipeline", "metrics", "control",
+	};
+	static const struct err_case	 c[] = {
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
+		    "tls: {mode: none}}]\n",
+		    "1:56: 'tls' is not supported yet" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
+		    "auth: required}]\n",
+		    "1:56: 'auth' is not supported yet" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525}]\n"
+		    "domains: {local: [example.test], relay: {}}\n",
+		    "2:34: 'relay' is not supported yet" },
+	};
+	char				 text[256], want[128];
+	size_t				 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		snprintf(text, sizeof(text), BASE "%s: {}\n", keys[i]);
+		snprintf(want, sizeof(want), "3:1: '%s' is not supported yet",
+		    keys[i]);
+		expect_error(text, want);
+	}
+	RUN_CASES(c);
+}
+
+static void
+test_users(void **state)
+{
+	struct config	*cf;
+	static const struct err_case	 c[] = {
+		{ BASE "mailboxes: {users: [alice@example.test, "
+		    "bob@other.test]}\n", "3:41: domain 'other.test' of "
+		    "mailbox 'bob@other.test' is not in 'domains.local'" },
+		{ BASE "mailboxes: {users: [alice]}\n", "3:21: invalid "
+		    "mailbox address 'alice': expected local@domain" },
+		{ BASE "mailboxes: {users: [a..b@example.test]}\n", "3:21: "
+		    "invalid mailbox address 'a..b@example.test': expected "
+		    "local@domain" },
+		{ BASE "mailboxes: {users: [\"@example.test\"]}\n", "3:21: "
+		    "invalid mailbox address '@example.test': expected "
+		    "local@domain" },
+		{ BASE "mailboxes: {users: [\"a b@example.test\"]}\n", "3:21: "
+		    "invalid mailbox address 'a b@example.test': expected "
+		    "local@domain" },
+		{ BASE "mailboxes: {users: [\"a@\"]}\n", "3:21: invalid "
+		    "mailbox address 'a@': expected local@domain" },
+	};
+
+	(void)state;
+	RUN_CASES(c);
+
+	/* domains may come after mailboxes; addresses are lower-cased */
+	cf = load_ok("mailboxes:\n"
+	    "  users: [Bob@Example.Test, alice@example.test, "
+	    "\"o'hara+x@example.test\"]\n"
+	    "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+	    "domains: {local: [EXAMPLE.TEST]}\n");
+	assert_non_null(cf);
+	assert_int_equal(cf->nmailbox_users, 3);
+	assert_string_equal(cf->mailbox_users[0], "alice@example.test");
+	assert_string_equal(cf->mailbox_users[1], "bob@example.test");
+	assert_string_equal(cf->mailbox_users[2], "o'hara+x@example.test");
+	conf_free(cf);
+}
+
+static void
+test_users_file(void **state)
+{
+	static const char	 users[] =
+	    "# mailboxes of example.test\n"
+	    "\n"
+	    "  Carol@Example.Test  \n"
+	    "dave@example.test # the boss\n"
+	    "alice@example.test\r\n"
+	    "\t\n"
+	    "   # indented comment\n"
+	    "eve+tag@example.test\n"
+	    "x#y@example.test\n"
+	    "carol@example.test";
+	struct config		*cf;
+	char			 upath[PATHLEN], text[512];
+
+	(void)state;
+	write_file(upath, users, strlen(users));
+	snprintf(text, sizeof(text), BASE "mailboxes:\n"
+	    "  users: [alice@example.test, Bob@example.test]\n"
+	    "  users_file: %s\n", upath);
+	cf = load_ok(text);
+	unlink(upath);
+	assert_non_null(cf);
+	assert_string_equal(cf->mailbox_users_file, upath);
+	assert_int_equal(cf->nmailbox_users, 6);
+	assert_string_equal(cf->mailbox_users[0], "alice@example.test");
+	assert_string_equal(cf->mailbox_users[1], "bob@example.test");
+	assert_string_equal(cf->mailbox_users[2], "carol@example.test");
+	assert_string_equal(cf->mailbox_users[3], "dave@example.test");
+	assert_string_equal(cf->mailbox_users[4], "eve+tag@example.test");
+	assert_string_equal(cf->mailbox_users[5], "x#y@example.test");
+	conf_free(cf);
+}
+
+static void
+expect_users_file_error(const char *users, const char *want_suffix)
+{
+	struct config	*cf;
+	char		 upath[PATHLEN], path[PATHLEN], err[CONF_ERR_LEN];
+	char		 text[512], want[512];
+
+	write_file(upath, users, strlen(users));
+	snprintf(text, sizeof(text), BASE "mailboxes: {users_file: %s}\n",
+	    upath);
+	snprintf(want, sizeof(want), "%s:%s", upath, want_suffix);
+	cf = load_text(text, path, err);
+	unlink(upath);
+	assert_null(cf);
+	assert_string_equal(err, want);
+}
+
+static void
+test_users_file_errors(void **state)
+{
+	char	 text[256], want[256];
+
+	(void)state;
+	expect_users_file_error("a@example.test\n# ok\n\nnot-an-address\n",
+	    "4:1: invalid mailbox address 'not-an-address': expected "
+	    "local@domain");
+	expect_users_file_error("a@example.test\nx@other.test\n",
+	    "2:1: domain 'other.test' of mailbox 'x@other.test' is not in "
+	    "'domains.local'");
+	expect_users_file_error("  a@example.test#x  \n", "1:1: invalid "
+	    "mailbox address 'a@example.test#x': expected local@domain");
+	expect_users_file_error("a@example.test\n\n\na b@example.test\n",
+	    "4:1: invalid mailbox address 'a b@example.test': expected "
+	    "local@domain");
+
+	/* a file that cannot be read: error at the key's value */
+	snprintf(text, sizeof(text), BASE "mailboxes: {users_file: "
+	    "/nonexistent/users}\n");
+	snprintf(want, sizeof(want), "3:25: cannot read "
+	    "'mailboxes.users_file' /nonexistent/users: No such file or "
+	    "directory");
+	expect_error(text, want);
+}
+
+static void
+test_users_file_nul(void **state)
+{
+	static const char	 users[] = "a@example.test\nb@x\0y.test\n";
+	char			 upath[PATHLEN], text[512], want[512];
+	char			 path[PATHLEN], err[CONF_ERR_LEN];
+	struct config		*cf;
+
+	(void)state;
+	write_file(upath, users, sizeof(users) - 1);
+	snprintf(text, sizeof(text), BASE "mailboxes: {users_file: %s}\n",
+	    upath);
+	cf = load_text(text, path, err);
+	unlink(upath);
+	assert_null(cf);
+	snprintf(want, sizeof(want), "%s:2:1: NUL character in line", upath);
+	assert_string_equal(err, want);
+}
+
+static void
+test_relative_paths(void **state)
+{
+	char		 dir[] = "/tmp/sluice-test-dir-XXXXXX";
+	char		 old[PATH_MAX], err[CONF_ERR_LEN];
+	struct config	*cf;
+	FILE		*fp;
+
+	(void)state;
+	assert_non_null(getcwd(old, sizeof(old)));
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(chdir(dir), 0);
+	fp = fopen("users.txt", "w");
+	assert_non_null(fp);
+	fputs("alice@example.test\n", fp);
+	assert_int_equal(fclose(fp), 0);
+	fp = fopen("sluice.yaml", "w");
+	assert_non_null(fp);
+	fputs(BASE "spool: ./spool//q\n"
+	    "mailboxes: {maildir: \"mail/%d/%u\", users_file: users.txt}\n",
+	    fp);
+	assert_int_equal(fclose(fp), 0);
+
+	cf = conf_load("sluice.yaml", err, sizeof(err));
+	if (cf == NULL)
+		fail_msg("%s", err);
+	assert_string_equal(cf->path, "sluice.yaml");
+	assert_cwd_path(cf->spool, "spool//q");
+	assert_cwd_path(cf->maildir, "mail/%d/%u");
+	assert_cwd_path(cf->mailbox_users_file, "users.txt");
+	assert_int_equal(cf->nmailbox_users, 1);
+	conf_free(cf);
+
+	/* the error names the file as it was given */
+	fp = fopen("sluice.yaml", "w");
+	assert_non_null(fp);
+	fputs(BASE "spool: {}\n", fp);
+	assert_int_equal(fclose(fp), 0);
+	assert_null(conf_load("sluice.yaml", err, sizeof(err)));
+	assert_string_equal(err, "sluice.yaml:3:8: expected a scalar for "
+	    "'spool', found a mapping");
+
+	assert_int_equal(unlink("sluice.yaml"), 0);
+	assert_int_equal(unlink("users.txt"), 0);
+	assert_int_equal(chdir(old), 0);
+	assert_int_equal(rmdir(dir), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest	 tests[] = {
+		cmocka_unit_test(test_duration_good),
+		cmocka_unit_test(test_duration_bad),
+		cmocka_unit_test(test_size_good),
+		cmocka_unit_test(test_size_bad),
+		cmocka_unit_test(test_network_good),
+		cmocka_unit_test(test_network_bad),
+		cmocka_unit_test(test_network_match),
+		cmocka_unit_test(test_full_config),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_default_file),
+		cmocka_unit_test(test_unknown_keys),
+		cmocka_unit_test(test_wrong_types),
+		cmocka_unit_test(test_bad_values),
+		cmocka_unit_test(test_long_values),
+		cmocka_unit_test(test_yaml_errors),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_duplicates),
+		cmocka_unit_test(test_missing_keys),
+		cmocka_unit_test(test_not_supported),
+		cmocka_unit_test(test_users),
+		cmocka_unit_test(test_users_file),
+		cmocka_unit_test(test_users_file_errors),
+		cmocka_unit_test(test_users_file_nul),
+		cmocka_unit_test(test_relative_paths),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
