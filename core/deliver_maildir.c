@@ -17,6 +17,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "dirsync.h"
 #include "transport.h"
 #include "util.h"
 
@@ -147,14 +148,12 @@ classify(int err)
 	    DELIVER_PERM : DELIVER_TEMP;
 }
 
-void
-maildir_deliver(struct delivery *d)
+/* maildir_create - make tmp/, new/ and cur/ (and the parents) */
+static int
+maildir_create(struct delivery *d)
 {
-	const struct envelope *e = &d->msg->env;
-	char tmp[4096], new[4096], sub[4096], name[512], host[256], *hdr;
-	struct timeval tv;
-	struct stat st;
-	int fd = -1, saved;
+	char sub[4096];
+	int saved;
 
 	for (const char *s = "tmp\0new\0cur\0"; *s; s += 4) {
 		snprintf(sub, sizeof(sub), "%s/%s", d->mailbox, s);
@@ -166,9 +165,21 @@ maildir_deliver(struct delivery *d)
 			else
 				result(d, DELIVER_TEMP, "4.2.0 cannot create "
 				    "Maildir: %s", strerror(saved));
-			return;
+			return -1;
 		}
 	}
+	return 0;
+}
+
+void
+maildir_deliver(struct delivery *d)
+{
+	const struct envelope *e = &d->msg->env;
+	char tmp[4096], new[4096], sub[4096], name[512], host[256], *hdr;
+	struct timeval tv;
+	struct stat st;
+	int fd = -1, saved;
+
 	gettimeofday(&tv, NULL);
 	host_part(d->hostname, host, sizeof(host));
 	int hlen = xasprintf(&hdr, "Return-Path: <%s>\nDelivered-To: %s\n",
@@ -179,6 +190,13 @@ maildir_deliver(struct delivery *d)
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", d->mailbox, name);
 
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1 && errno == ENOENT) {	/* first delivery: create it */
+		if (maildir_create(d) == -1) {
+			free(hdr);
+			return;
+		}
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	}
 	if (fd == -1 || write_all(fd, hdr, (size_t)hlen) == -1 ||
 	    copy_lf(fd, d->msg->fd, d->msg->msg_len) == -1 ||
 	    fsync(fd) == -1 || fstat(fd, &st) == -1)
@@ -194,7 +212,7 @@ maildir_deliver(struct delivery *d)
 	}
 	fd = -1;
 	snprintf(sub, sizeof(sub), "%s/new", d->mailbox);
-	if (rename(tmp, new) == -1 || fsync_dir(sub) == -1)
+	if (rename(tmp, new) == -1 || dirsync_path(sub) == -1)
 		goto fail;
 	free(hdr);
 	result(d, DELIVER_OK, "2.0.0 delivered to maildir as %s", name);

@@ -27,4 +27,12 @@ int	dirsync_init(struct dirsync *, const char *path);
 void	dirsync_clear(struct dirsync *);
 int	dirsync_wait(struct dirsync *);	/* 0, or -1 with errno */
 
+/*
+ * dirsync_path - the same for a directory known by path (Maildir new/):
+ * a small table of recently used directories keeps one struct dirsync
+ * each; when the table is busy it falls back to a plain fsync.
+ */
+int	dirsync_path(const char *path);
+void	dirsync_path_clear(void);		/* at exit */
+
 #endif

@@ -18,6 +18,7 @@
 
 static enum log_sink sink = LOG_SINK_STDERR;
 static int debug_on;
+static int pid;
 
 static const struct {
 	const char *name;
@@ -35,6 +36,7 @@ log_init(enum log_sink s, const char *facility, int debug)
 {
 	sink = s;
 	debug_on = debug;
+	pid = (int)getpid();
 	if (s != LOG_SINK_SYSLOG)
 		return 0;
 	for (size_t i = 0; i < sizeof(facilities) / sizeof(facilities[0]); i++)
@@ -106,7 +108,7 @@ vlog(int prio, const char *level, const char *err, const char *fmt,
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 		n += snprintf(line + n, sizeof(line) - n, ".%06ldZ sluiced[%d]: %s: ",
-		    ts.tv_nsec / 1000, (int)getpid(), level);
+		    ts.tv_nsec / 1000, pid ? pid : (int)getpid(), level);
 	}
 	int k = vsnprintf(line + n, sizeof(line) - n, fmt, ap);
 	n = k < 0 ? n : (n + (size_t)k >= sizeof(line) ? sizeof(line) - 1 : n + k);

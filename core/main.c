@@ -22,6 +22,7 @@
 
 #include "conf.h"
 #include "conn_limits.h"
+#include "dirsync.h"
 #include "iopool.h"
 #include "listen.h"
 #include "log.h"
@@ -36,7 +37,6 @@
 #define COMMIT_THREADS	16
 #define SESSION_DRAIN_S	10
 
-struct server server;
 
 static void
 usage(void)
@@ -126,6 +126,7 @@ stop(void)
 	loop_free(server.qmgr);
 	mailbox_table_free(server.mailboxes);
 	queue_close();
+	dirsync_path_clear();
 	free(server.listeners);
 	log_info("event=stopped");
 }

@@ -442,7 +442,8 @@ queue_scan(void (*fn)(const char *, void *), void *arg)
 		ids[n++] = xstrdup(de->d_name);
 	}
 	closedir(d);
-	qsort(ids, n, sizeof(*ids), cmp_str);
+	if (n > 0)
+		qsort(ids, n, sizeof(*ids), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		fn(ids[i], arg);
 		free(ids[i]);

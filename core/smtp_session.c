@@ -169,9 +169,8 @@ session_close(struct smtp_session *s, const char *reason)
 void
 session_wait(struct smtp_session *s)
 {
-	s->flags |= SS_WAITING;
+	s->flags |= SS_WAITING;	/* input now stays in the buffer */
 	s->jobs++;
-	bufferevent_disable(s->bev, EV_READ);
 }
 
 /* session_continue - read and process input again, unless closing */
@@ -184,7 +183,8 @@ session_continue(struct smtp_session *s)
 		session_shutdown(s);
 		return;
 	}
-	bufferevent_enable(s->bev, EV_READ);
+	if (!(bufferevent_get_enabled(s->bev) & EV_READ))
+		bufferevent_enable(s->bev, EV_READ);
 	session_process(s);
 }
 
@@ -395,6 +395,11 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (s->flags & SS_CLOSE) {	/* client never read */
 			session_destroy(s);
+			return;
+		}
+		if (s->flags & SS_WAITING) {	/* our delay, not the client's */
+			bufferevent_enable(s->bev, what & BEV_EVENT_READING ?
+			    EV_READ : EV_WRITE);
 			return;
 		}
 		session_reply(s, "421 4.4.2 %s Error: timeout exceeded",
