@@ -73,22 +73,6 @@ host_part(const char *host, char *buf, size_t len)
 	buf[o] = '\0';
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* copy_lf - copy the queued message, CRLF becoming LF */
 static int
 copy_lf(int out, int in, uint64_t len)

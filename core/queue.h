@@ -8,6 +8,7 @@
  *   failed/    messages whose delivery failed for good (kept, not bounced
  *              yet: DSN generation comes with outbound delivery)
  *   corrupt/   queue files that could not be read, kept for inspection
+ *   free/      spent queue files, reused for new messages (queue_recycle.h)
  *
  * A queue file holds the message (CRLF lines, as received, with our
  * Received: header), then the envelope text (envelope.h), then a fixed-size

@@ -29,6 +29,7 @@
 #include "dirsync.h"
 #include "log.h"
 #include "queue.h"
+#include "queue_recycle.h"
 #include "util.h"
 
 #define FOOTER_FMT	"SLUICE-ENV %016" PRIx64 " %08" PRIx32 "\n"
@@ -69,7 +70,9 @@ clean_incoming(void)
 	while ((de = readdir(d)) != NULL) {
 		if (de->d_name[0] == '.')
 			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+		char path[4096];
+		snprintf(path, sizeof(path), "%s/%s", q.incoming, de->d_name);
+		if (recycle_give(path) == 0)
 			n++;
 	}
 	closedir(d);
@@ -112,6 +115,8 @@ queue_open(const char *spool, char *err, size_t errlen)
 	xasprintf(&q.queue, "%s/queue", spool);
 	if (dirsync_init(&q.qsync, q.queue) == -1)
 		return set_err(err, errlen, "cannot open", q.queue);
+	if (recycle_init(spool) == -1)
+		return set_err(err, errlen, "cannot open free/ in", spool);
 	clean_incoming();
 	return 0;
 }
@@ -120,6 +125,7 @@ void
 queue_close(void)
 {
 	dirsync_clear(&q.qsync);
+	recycle_clear();
 	if (q.lockfd != -1)
 		close(q.lockfd);
 	q.lockfd = -1;
@@ -158,6 +164,12 @@ incoming_create(struct qwriter *w)
 	char path[4096];
 
 	snprintf(path, sizeof(path), "%s/%s", q.incoming, w->id);
+	if (recycle_take(path) == 0) {	/* written over from offset 0 */
+		w->fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (w->fd != -1)
+			return 0;
+		unlink(path);
+	}
 	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	return w->fd == -1 ? -1 : 0;
 }
@@ -202,22 +214,6 @@ qwriter_size(const struct qwriter *w)
 	return w->size;
 }
 
-static int
-write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t k = write(fd, p, n);
-		if (k == -1) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
 /* commit_rename - incoming/<id> -> queue/<id>, never replacing a file */
 static int
 commit_rename(const char *id)
@@ -253,6 +249,7 @@ qwriter_commit(struct qwriter *w, const struct envelope *env)
 	snprintf(footer, sizeof(footer), FOOTER_FMT, w->size, (uint32_t)tlen);
 	if (write_all(w->fd, text, tlen) == -1 ||
 	    write_all(w->fd, footer, FOOTER_LEN) == -1 ||
+	    ftruncate(w->fd, (off_t)(w->size + tlen + FOOTER_LEN)) == -1 ||
 	    fdatasync(w->fd) == -1)
 		goto fail;
 	if (close(w->fd) == -1) {
@@ -271,7 +268,7 @@ fail:
 		close(w->fd);
 	w->fd = -1;
 	snprintf(path, sizeof(path), "%s/%s", q.incoming, w->id);
-	unlink(path);
+	recycle_give(path);
 	w->err = saved;
 	errno = saved;
 	return -1;
@@ -287,7 +284,7 @@ qwriter_free(struct qwriter *w)
 	if (w->fd != -1) {
 		close(w->fd);
 		snprintf(path, sizeof(path), "%s/%s", q.incoming, w->id);
-		unlink(path);
+		recycle_give(path);
 	}
 	evbuffer_free(w->mem);
 	free(w);
@@ -369,7 +366,7 @@ queue_remove(const char *id)
 	char path[4096];
 
 	snprintf(path, sizeof(path), "%s/%s", q.queue, id);
-	if (unlink(path) == -1 && errno != ENOENT)
+	if (recycle_give(path) == -1 && errno != ENOENT)
 		return -1;
 	snprintf(path, sizeof(path), "%s/%s.st", q.queue, id);
 	if (unlink(path) == -1 && errno != ENOENT)

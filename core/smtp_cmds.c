@@ -26,6 +26,14 @@
 
 typedef void (*cmd_fn)(struct smtp_session *, char *args);
 
+/* refuse - a client mistake: reply, and count it */
+static void
+refuse(struct smtp_session *s, const char *reply)
+{
+	session_reply(s, "%s", reply);
+	session_client_error(s);
+}
+
 void
 smtp_greet(struct smtp_session *s)
 {
@@ -49,8 +57,6 @@ static void
 do_helo(struct smtp_session *s, char *args, int esmtp)
 {
 	const struct config *c = server.conf;
-	char buf[1024];
-	struct evbuffer *out;
 
 	if (!helo_ok(args)) {
 		session_reply(s, "501 5.5.4 Syntax: %s hostname",
@@ -67,20 +73,16 @@ do_helo(struct smtp_session *s, char *args, int esmtp)
 		session_reply(s, "250 %s", c->hostname);
 		return;
 	}
-	out = evbuffer_new();
-	evbuffer_add_printf(out, "250-%s Hello %s [%s]\r\n", c->hostname,
-	    s->helo, s->addr);
-	evbuffer_add_printf(out, "250-PIPELINING\r\n");
-	evbuffer_add_printf(out, "250-SIZE %llu\r\n",
+	session_reply(s, "250-%s Hello %s [%s]", c->hostname, s->helo,
+	    s->addr);
+	session_reply(s, "250-PIPELINING");
+	session_reply(s, "250-SIZE %llu",
 	    (unsigned long long)c->limits.message_size);
-	evbuffer_add_printf(out, "250-8BITMIME\r\n");
-	evbuffer_add_printf(out, "250-ENHANCEDSTATUSCODES\r\n");
-	evbuffer_add_printf(out, "250-SMTPUTF8\r\n");
-	evbuffer_add_printf(out, "250-CHUNKING\r\n");
-	evbuffer_add_printf(out, "250 DSN\r\n");
-	size_t n = evbuffer_remove(out, buf, sizeof(buf));
-	session_reply_raw(s, buf, n);
-	evbuffer_free(out);
+	session_reply(s, "250-8BITMIME");
+	session_reply(s, "250-ENHANCEDSTATUSCODES");
+	session_reply(s, "250-SMTPUTF8");
+	session_reply(s, "250-CHUNKING");
+	session_reply(s, "250 DSN");
 }
 
 static void
@@ -116,19 +118,34 @@ tx_new(struct smtp_session *s, const char *sender,
 }
 
 /*
- * split_params - after a path: nothing, or spaces then ESMTP parameters;
- * returns the parameters or NULL for garbage glued to the path.
+ * parse_path_cmd - "FROM:<path> [params]" or "TO:<path> [params]": NULL
+ * with *addr and *params set, or the reply refusing the command.
  */
-static char *
-split_params(char *after)
+static const char *
+parse_path_cmd(struct smtp_session *s, char *args, int sender, int flags,
+    struct mailaddr *addr, char **params)
 {
-	if (*after == '\0')
-		return after;
-	if (*after != ' ')
-		return NULL;
+	const char *reply;
+	char *path, *after;
+	size_t n;
+
+	path = smtp_cmd_path_arg(args, sender ? "FROM:" : "TO:");
+	if (path == NULL)
+		return sender ? "501 5.5.4 Syntax: MAIL FROM:<address>" :
+		    "501 5.5.4 Syntax: RCPT TO:<address>";
+	if ((n = smtp_addr_parse_path(path, flags, addr, &reply)) == 0)
+		return reply;
+	after = path + n;
+	if (*after != '\0' && *after != ' ')	/* garbage glued to the path */
+		return sender ?
+		    "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]" :
+		    "501 5.5.4 Syntax: RCPT TO:<address> [parameters]";
 	while (*after == ' ')
 		after++;
-	return after;
+	if (*after != '\0' && !s->esmtp)
+		return "555 5.5.4 Parameters need EHLO";
+	*params = after;
+	return NULL;
 }
 
 static void
@@ -138,45 +155,24 @@ cmd_mail(struct smtp_session *s, char *args)
 	struct mailaddr addr;
 	struct mail_params mp;
 	const char *reply;
-	char *path, *params, sender[ADDR_PATH_MAX + 1];
-	size_t n;
+	char *params, sender[ADDR_PATH_MAX + 1];
 
 	if (s->state < SMTP_READY) {
-		session_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
-		session_client_error(s);
+		refuse(s, "503 5.5.1 Error: send HELO/EHLO first");
 		return;
 	}
 	if (s->tx != NULL) {
-		session_reply(s, "503 5.5.1 Error: nested MAIL command");
-		session_client_error(s);
+		refuse(s, "503 5.5.1 Error: nested MAIL command");
 		return;
 	}
-	if ((path = smtp_cmd_path_arg(args, "FROM:")) == NULL) {
-		session_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
-		session_client_error(s);
-		return;
-	}
-	n = smtp_addr_parse_path(path, ADDR_ALLOW_NULL | ADDR_UTF8 |
-	    ADDR_SENDER, &addr, &reply);
-	if (n == 0 || (params = split_params(path + n)) == NULL) {
-		session_reply(s, "%s", n == 0 ? reply :
-		    "501 5.5.4 Syntax: MAIL FROM:<address> [parameters]");
-		session_client_error(s);
-		return;
-	}
-	if (*params != '\0' && !s->esmtp) {
-		session_reply(s, "555 5.5.4 Parameters need EHLO");
-		session_client_error(s);
-		return;
-	}
-	if ((reply = smtp_params_mail(params, &mp)) != NULL) {
-		session_reply(s, "%s", reply);
-		session_client_error(s);
+	if ((reply = parse_path_cmd(s, args, 1, ADDR_ALLOW_NULL | ADDR_UTF8 |
+	    ADDR_SENDER, &addr, &params)) != NULL ||
+	    (reply = smtp_params_mail(params, &mp)) != NULL) {
+		refuse(s, reply);
 		return;
 	}
 	if (addr.utf8 && !mp.smtputf8) {
-		session_reply(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
-		session_client_error(s);
+		refuse(s, "553 5.6.7 Non-ASCII address requires SMTPUTF8");
 		return;
 	}
 	if (mp.has_size && c->limits.message_size != 0 &&
@@ -227,35 +223,16 @@ cmd_rcpt(struct smtp_session *s, char *args)
 	struct mailaddr addr;
 	struct rcpt_params rp;
 	const char *reply;
-	char *path, *params, rcpt[ADDR_PATH_MAX + 1];
-	size_t n;
+	char *params, rcpt[ADDR_PATH_MAX + 1];
 
 	if (tx == NULL || s->state == SMTP_BDAT) {
-		session_reply(s, "503 5.5.1 Error: need MAIL command");
-		session_client_error(s);
+		refuse(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
-	if ((path = smtp_cmd_path_arg(args, "TO:")) == NULL) {
-		session_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
-		session_client_error(s);
-		return;
-	}
-	n = smtp_addr_parse_path(path, tx->mp.smtputf8 ? ADDR_UTF8 : 0, &addr,
-	    &reply);
-	if (n == 0 || (params = split_params(path + n)) == NULL) {
-		session_reply(s, "%s", n == 0 ? reply :
-		    "501 5.5.4 Syntax: RCPT TO:<address> [parameters]");
-		session_client_error(s);
-		return;
-	}
-	if (*params != '\0' && !s->esmtp) {
-		session_reply(s, "555 5.5.4 Parameters need EHLO");
-		session_client_error(s);
-		return;
-	}
-	if ((reply = smtp_params_rcpt(params, tx->mp.smtputf8, &rp)) != NULL) {
-		session_reply(s, "%s", reply);
-		session_client_error(s);
+	if ((reply = parse_path_cmd(s, args, 0, tx->mp.smtputf8 ? ADDR_UTF8 : 0,
+	    &addr, &params)) != NULL ||
+	    (reply = smtp_params_rcpt(params, tx->mp.smtputf8, &rp)) != NULL) {
+		refuse(s, reply);
 		return;
 	}
 	if (tx->env.nrcpts >= server.conf->limits.recipients) {
@@ -283,8 +260,7 @@ static void
 cmd_rset(struct smtp_session *s, char *args)
 {
 	if (*args != '\0') {
-		session_reply(s, "501 5.5.4 Syntax: RSET");
-		session_client_error(s);
+		refuse(s, "501 5.5.4 Syntax: RSET");
 		return;
 	}
 	session_tx_free(s);
@@ -312,8 +288,7 @@ static void
 cmd_vrfy(struct smtp_session *s, char *args)
 {
 	if (*args == '\0') {
-		session_reply(s, "501 5.5.4 Syntax: VRFY address");
-		session_client_error(s);
+		refuse(s, "501 5.5.4 Syntax: VRFY address");
 		return;
 	}
 	session_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message "
@@ -324,8 +299,7 @@ static void
 cmd_expn(struct smtp_session *s, char *args)
 {
 	(void)args;
-	session_reply(s, "502 5.5.1 EXPN not available");
-	session_client_error(s);
+	refuse(s, "502 5.5.1 EXPN not available");
 }
 
 static void
@@ -341,8 +315,7 @@ static void
 cmd_not_offered(struct smtp_session *s, char *args)
 {
 	(void)args;
-	session_reply(s, "502 5.5.1 Error: command not implemented");
-	session_client_error(s);
+	refuse(s, "502 5.5.1 Error: command not implemented");
 }
 
 static void
@@ -360,8 +333,7 @@ static void
 cmd_unknown(struct smtp_session *s, char *args)
 {
 	(void)args;
-	session_reply(s, "500 5.5.2 Error: command not recognized");
-	session_client_error(s);
+	refuse(s, "500 5.5.2 Error: command not recognized");
 }
 
 static const cmd_fn commands[] = {
@@ -391,8 +363,7 @@ smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 	const char *reply;
 
 	if ((reply = smtp_cmd_parse(line, len, &cmd)) != NULL) {
-		session_reply(s, "%s", reply);
-		session_client_error(s);
+		refuse(s, reply);
 		return;
 	}
 	if (log_debug_enabled())
@@ -402,8 +373,7 @@ smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 	if (s->state == SMTP_BDAT && cmd.verb != CMD_BDAT &&
 	    cmd.verb != CMD_RSET && cmd.verb != CMD_NOOP &&
 	    cmd.verb != CMD_QUIT && cmd.verb != CMD_DATA) {
-		session_reply(s, "503 5.5.1 Error: BDAT transaction in progress");
-		session_client_error(s);
+		refuse(s, "503 5.5.1 Error: BDAT transaction in progress");
 		return;
 	}
 	commands[cmd.verb](s, cmd.args);

@@ -204,6 +204,23 @@ rfc5322_date(char *buf, size_t len, time_t t)
 	    off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
 }
 
+/* write_all - write everything, retrying short writes and EINTR */
+int
+write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+		if (k == -1) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
 /* mkdir_p - create path and its parents; existing directories are fine */
 int
 mkdir_p(const char *path, unsigned mode)

@@ -32,6 +32,7 @@ uint64_t now_usec(void);		/* wall clock, microseconds */
 uint64_t mono_msec(void);		/* monotonic, milliseconds */
 void	 rfc5322_date(char *buf, size_t len, time_t);
 
+int	 write_all(int fd, const char *, size_t);	/* 0, or -1 errno */
 int	 mkdir_p(const char *path, unsigned mode);
 int	 fsync_dir(const char *path);
 
