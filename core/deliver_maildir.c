@@ -1,10 +1,11 @@
 /*
  * deliver_maildir.c - local delivery into Maildir mailboxes.
  *
- * The message is written to tmp/ under a unique name
- * (<sec>.M<usec>P<pid>Q<n>.<host>,S=<size>), fsynced, renamed into new/,
- * and new/ is fsynced: once this returns DELIVER_OK the mail survives a
- * crash. Return-Path: and Delivered-To: are prepended; line ends are
+ * The message is written to an unnamed file in new/ (O_TMPFILE; or under
+ * tmp/ where that is not available), fsynced, given its unique name
+ * <sec>.M<usec>P<pid>Q<n>.<host>,S=<size> in new/, and new/ is fsynced:
+ * once this returns DELIVER_OK the mail survives a crash, and no reader
+ * ever sees a partial file. Return-Path: and Delivered-To: are prepended; line ends are
  * stored as LF, as Maildir readers expect.
  */
 #include <errno.h>
@@ -24,6 +25,7 @@
 #define COPY_CHUNK	(64 * 1024)
 
 static atomic_uint delivery_seq;
+static atomic_int use_tmpfile = 1;	/* O_TMPFILE works until shown not to */
 
 int
 maildir_path(const char *tmpl, const char *local, const char *domain,
@@ -155,14 +157,62 @@ maildir_create(struct delivery *d)
 	return 0;
 }
 
+/*
+ * open_staging - where the message is written before it appears in new/:
+ * an unnamed O_TMPFILE inode in new/ (linked in when complete: no tmp/
+ * entry, no rename between directories), or tmp/<name> where the kernel
+ * or filesystem cannot do that. Creates the Maildir on first use.
+ */
+static int
+open_staging(struct delivery *d, const char *newdir, const char *tmp,
+    int *unnamed)
+{
+	int fd, created = 0;
+
+	for (;;) {
+		*unnamed = atomic_load(&use_tmpfile);
+		if (*unnamed) {
+			fd = open(newdir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+			if (fd == -1 && (errno == EOPNOTSUPP || errno == EISDIR ||
+			    errno == EINVAL)) {
+				atomic_store(&use_tmpfile, 0);
+				continue;
+			}
+		} else
+			fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+			    0600);
+		if (fd != -1 || errno != ENOENT || created)
+			return fd;
+		if (maildir_create(d) == -1)	/* first delivery here */
+			return -2;
+		created = 1;
+	}
+}
+
+/* publish - give the complete file its name in new/ */
+static int
+publish(int fd, int unnamed, const char *tmp, const char *new)
+{
+	char proc[64];
+
+	if (!unnamed)
+		return rename(tmp, new);
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+	if (linkat(AT_FDCWD, proc, AT_FDCWD, new, AT_SYMLINK_FOLLOW) == 0)
+		return 0;
+	if (errno == ENOENT && access("/proc/self/fd", F_OK) == -1)
+		atomic_store(&use_tmpfile, 0);	/* no /proc: use tmp/ */
+	return -1;
+}
+
 void
 maildir_deliver(struct delivery *d)
 {
 	const struct envelope *e = &d->msg->env;
-	char tmp[4096], new[4096], sub[4096], name[512], host[256], *hdr;
+	char tmp[4096], new[4096], newdir[4096], name[512], host[256], *hdr;
 	struct timeval tv;
 	struct stat st;
-	int fd = -1, saved;
+	int fd = -1, saved, unnamed;
 
 	gettimeofday(&tv, NULL);
 	host_part(d->hostname, host, sizeof(host));
@@ -172,14 +222,11 @@ maildir_deliver(struct delivery *d)
 	    (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
 	    atomic_fetch_add(&delivery_seq, 1), host);
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", d->mailbox, name);
+	snprintf(newdir, sizeof(newdir), "%s/new", d->mailbox);
 
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd == -1 && errno == ENOENT) {	/* first delivery: create it */
-		if (maildir_create(d) == -1) {
-			free(hdr);
-			return;
-		}
-		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if ((fd = open_staging(d, newdir, tmp, &unnamed)) == -2) {
+		free(hdr);			/* result already set */
+		return;
 	}
 	if (fd == -1 || write_all(fd, hdr, (size_t)hlen) == -1 ||
 	    copy_lf(fd, d->msg->fd, d->msg->msg_len) == -1 ||
@@ -189,14 +236,15 @@ maildir_deliver(struct delivery *d)
 	size_t nl = strlen(name);
 	snprintf(name + nl, sizeof(name) - nl, ",S=%llu",
 	    (unsigned long long)st.st_size);
-	snprintf(new, sizeof(new), "%s/new/%s", d->mailbox, name);
+	snprintf(new, sizeof(new), "%s/%s", newdir, name);
+	if (publish(fd, unnamed, tmp, new) == -1)
+		goto fail;
 	if (close(fd) == -1) {
 		fd = -1;
 		goto fail;
 	}
 	fd = -1;
-	snprintf(sub, sizeof(sub), "%s/new", d->mailbox);
-	if (rename(tmp, new) == -1 || dirsync_path(sub) == -1)
+	if (dirsync_path(newdir) == -1)
 		goto fail;
 	free(hdr);
 	result(d, DELIVER_OK, "2.0.0 delivered to maildir as %s", name);
@@ -205,7 +253,8 @@ fail:
 	saved = errno;
 	if (fd != -1)
 		close(fd);
-	unlink(tmp);
+	if (!unnamed)
+		unlink(tmp);
 	free(hdr);
 	if (saved == ENOSPC || saved == EDQUOT)
 		result(d, DELIVER_TEMP, "4.2.2 mailbox full: %s",

@@ -59,8 +59,7 @@ drop_privileges(const struct config *c)
 	}
 	if ((pw = getpwnam(c->user)) == NULL)
 		fatalx("event=init error=\"unknown user %s\"", c->user);
-	const char *subs[] = { "", "/incoming", "/queue", "/failed",
-	    "/corrupt", "/free", "/lock" };
+	const char *subs[] = { "", "/queue", "/failed", "/corrupt", "/lock" };
 	for (size_t i = 0; i < nitems(subs); i++) {
 		char *p;
 		xasprintf(&p, "%s%s", c->spool, subs[i]);

@@ -3,18 +3,18 @@
  *
  * Layout under the spool directory:
  *   lock       flock()ed by the running sluiced: one server per spool
- *   incoming/  messages being received; removed at start (never promised)
- *   queue/     committed messages "<qid>" and their status "<qid>.st"
+ *   queue/     committed messages "<qid>", their status "<qid>.st",
+ *              messages being received "<qid>.in" (recycled at start: never
+ *              promised) and spent files "free.<n>" kept for reuse
  *   failed/    messages whose delivery failed for good (kept, not bounced
  *              yet: DSN generation comes with outbound delivery)
  *   corrupt/   queue files that could not be read, kept for inspection
- *   free/      spent queue files, reused for new messages (queue_recycle.h)
  *
  * A queue file holds the message (CRLF lines, as received, with our
  * Received: header), then the envelope text (envelope.h), then a fixed-size
  * footer "SLUICE-ENV <offset:16 hex> <length:8 hex>\n" locating it.
  * The contract (design.md section 4): qwriter_commit() returns 0 only when
- * the file is fsynced and renamed into queue/ and queue/ itself is fsynced.
+ * the file is fsynced, renamed to its final name and queue/ is fsynced.
  * Only then may "250 queued" be sent.
  *
  * Threads: qwriter_new/append/free run on a worker loop (append may write()

@@ -2,16 +2,19 @@
  * queue_fs.c - spool directories, message commit and reading (queue.h).
  *
  * Commit order, each step for a reason:
- *   1. the message is written to incoming/<qid> (O_EXCL: an id collision
- *      fails instead of mixing two messages),
+ *   1. the message is written to queue/<qid>.in (O_EXCL, or a recycled
+ *      file renamed to that name: an id collision fails instead of mixing
+ *      two messages),
  *   2. the envelope and footer are appended: the file is self-describing,
  *   3. fdatasync: data and size are on disk before the name points at them,
- *   4. renameat2(RENAME_NOREPLACE) into queue/: the atomic commit point,
- *      which can never overwrite another message,
+ *   4. renameat2(<qid>.in, <qid>, RENAME_NOREPLACE): the atomic commit
+ *      point, which can never overwrite another message,
  *   5. fsync of queue/ (shared with concurrent commits, dirsync.c): the
  *      new name itself survives a power loss.
- * A failure at any step unlinks the incoming file: nothing half-stored is
- * ever left where the queue manager looks.
+ * Every rename stays inside queue/: renames across directories take a
+ * filesystem-wide lock, which a busy spool should not queue on.
+ * A failure at any step recycles the .in file; at start, .in files left by
+ * a crash are recycled too: nothing half-stored is ever delivered.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -37,7 +40,7 @@
 #define ENVELOPE_MAX	(64u * 1024 * 1024)
 
 static struct {
-	char *spool, *incoming, *queue;
+	char *spool, *queue;
 	int lockfd;
 	struct dirsync qsync;
 } q = { .lockfd = -1, .qsync = { .fd = -1 } };
@@ -45,7 +48,7 @@ static struct {
 struct qwriter {
 	char id[QID_LEN + 1];
 	struct evbuffer *mem;
-	int fd;			/* incoming file once spilled, else -1 */
+	int fd;			/* queue/<qid>.in once spilled, else -1 */
 	uint64_t size;
 	int err;		/* sticky errno of a failed write */
 };
@@ -57,34 +60,46 @@ set_err(char *err, size_t errlen, const char *what, const char *path)
 	return -1;
 }
 
-/* clean_incoming - remove what a previous run was receiving */
-static void
-clean_incoming(void)
+/* has_suffix - name ends with suf */
+static int
+has_suffix(const char *name, const char *suf)
 {
-	DIR *d = opendir(q.incoming);
+	size_t n = strlen(name), k = strlen(suf);
+
+	return n > k && strcmp(name + n - k, suf) == 0;
+}
+
+/*
+ * clean_partial - recycle what a previous run was receiving (<qid>.in)
+ * and drop status files it was writing (<qid>.st.tmp).
+ */
+static void
+clean_partial(void)
+{
+	DIR *d = opendir(q.queue);
 	struct dirent *de;
+	char path[4096];
 	int n = 0;
 
 	if (d == NULL)
 		return;
 	while ((de = readdir(d)) != NULL) {
-		if (de->d_name[0] == '.')
-			continue;
-		char path[4096];
-		snprintf(path, sizeof(path), "%s/%s", q.incoming, de->d_name);
-		if (recycle_give(path) == 0)
-			n++;
+		snprintf(path, sizeof(path), "%s/%s", q.queue, de->d_name);
+		if (has_suffix(de->d_name, ".in")) {
+			if (recycle_give(path) == 0)
+				n++;
+		} else if (has_suffix(de->d_name, ".st.tmp"))
+			unlink(path);
 	}
 	closedir(d);
 	if (n > 0)
-		log_info("event=recovery removed_incoming=%d", n);
+		log_info("event=recovery removed_partial=%d", n);
 }
 
 int
 queue_open(const char *spool, char *err, size_t errlen)
 {
-	static const char *subdirs[] = {
-	    "incoming", "queue", "failed", "corrupt" };
+	static const char *subdirs[] = { "queue", "failed", "corrupt" };
 	char *path;
 
 	q.spool = xstrdup(spool);
@@ -111,13 +126,12 @@ queue_open(const char *spool, char *err, size_t errlen)
 		return -1;
 	}
 	free(path);
-	xasprintf(&q.incoming, "%s/incoming", spool);
 	xasprintf(&q.queue, "%s/queue", spool);
 	if (dirsync_init(&q.qsync, q.queue) == -1)
 		return set_err(err, errlen, "cannot open", q.queue);
-	if (recycle_init(spool) == -1)
-		return set_err(err, errlen, "cannot open free/ in", spool);
-	clean_incoming();
+	if (recycle_init(q.queue) == -1)
+		return set_err(err, errlen, "cannot scan", q.queue);
+	clean_partial();
 	return 0;
 }
 
@@ -130,9 +144,8 @@ queue_close(void)
 		close(q.lockfd);
 	q.lockfd = -1;
 	free(q.spool);
-	free(q.incoming);
 	free(q.queue);
-	q.spool = q.incoming = q.queue = NULL;
+	q.spool = q.queue = NULL;
 }
 
 const char *
@@ -158,12 +171,19 @@ qwriter_new(const char *id)
 	return w;
 }
 
+/* partial_path - where a message is written until its commit */
+static void
+partial_path(const struct qwriter *w, char *path, size_t len)
+{
+	snprintf(path, len, "%s/%s.in", q.queue, w->id);
+}
+
 static int
-incoming_create(struct qwriter *w)
+partial_create(struct qwriter *w)
 {
 	char path[4096];
 
-	snprintf(path, sizeof(path), "%s/%s", q.incoming, w->id);
+	partial_path(w, path, sizeof(path));
 	if (recycle_take(path) == 0) {	/* written over from offset 0 */
 		w->fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (w->fd != -1)
@@ -174,11 +194,11 @@ incoming_create(struct qwriter *w)
 	return w->fd == -1 ? -1 : 0;
 }
 
-/* flush_mem - move what is buffered in memory to the incoming file */
+/* flush_mem - move what is buffered in memory to the .in file */
 static int
 flush_mem(struct qwriter *w)
 {
-	if (w->fd == -1 && incoming_create(w) == -1)
+	if (w->fd == -1 && partial_create(w) == -1)
 		return -1;
 	while (evbuffer_get_length(w->mem) > 0)
 		if (evbuffer_write(w->mem, w->fd) == -1 && errno != EINTR)
@@ -214,14 +234,14 @@ qwriter_size(const struct qwriter *w)
 	return w->size;
 }
 
-/* commit_rename - incoming/<id> -> queue/<id>, never replacing a file */
+/* commit_rename - <qid>.in -> <qid>, never replacing a file */
 static int
-commit_rename(const char *id)
+commit_rename(const struct qwriter *w)
 {
 	char from[4096], to[4096];
 
-	snprintf(from, sizeof(from), "%s/%s", q.incoming, id);
-	snprintf(to, sizeof(to), "%s/%s", q.queue, id);
+	partial_path(w, from, sizeof(from));
+	snprintf(to, sizeof(to), "%s/%s", q.queue, w->id);
 	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
 		return 0;
 	if (errno != EINVAL && errno != ENOSYS)
@@ -257,7 +277,7 @@ qwriter_commit(struct qwriter *w, const struct envelope *env)
 		goto fail;
 	}
 	w->fd = -1;
-	if (commit_rename(w->id) == -1 || dirsync_wait(&q.qsync) == -1)
+	if (commit_rename(w) == -1 || dirsync_wait(&q.qsync) == -1)
 		goto fail;
 	free(text);
 	return 0;
@@ -267,7 +287,7 @@ fail:
 	if (w->fd != -1)
 		close(w->fd);
 	w->fd = -1;
-	snprintf(path, sizeof(path), "%s/%s", q.incoming, w->id);
+	partial_path(w, path, sizeof(path));
 	recycle_give(path);
 	w->err = saved;
 	errno = saved;
@@ -283,7 +303,7 @@ qwriter_free(struct qwriter *w)
 		return;
 	if (w->fd != -1) {
 		close(w->fd);
-		snprintf(path, sizeof(path), "%s/%s", q.incoming, w->id);
+		partial_path(w, path, sizeof(path));
 		recycle_give(path);
 	}
 	evbuffer_free(w->mem);

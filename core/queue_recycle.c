@@ -1,8 +1,9 @@
 /*
  * queue_recycle.c - the pool of reusable queue files (queue_recycle.h).
  *
- * Free files are spool/free/<n>; the numbers of those present are kept on a
- * stack. A crash can leave a number on disk that is not on the stack or the
+ * Free files are queue/free.<n>, in the same directory as the messages so
+ * that taking and giving back are same-directory renames; the numbers of
+ * those present are kept on a stack. A crash can leave a number on disk that is not on the stack or the
  * reverse: the first is found again by the scan at start, the second makes
  * recycle_take() fail over to creating a new file.
  */
@@ -29,21 +30,24 @@ static struct {
 } pool = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
 int
-recycle_init(const char *spool)
+recycle_init(const char *dir)
 {
 	DIR *d;
 	struct dirent *de;
 
-	xasprintf(&pool.dir, "%s/free", spool);
-	if (mkdir_p(pool.dir, 0700) == -1 || (d = opendir(pool.dir)) == NULL)
+	pool.dir = xstrdup(dir);
+	if ((d = opendir(pool.dir)) == NULL)
 		return -1;
 	pool.stack = xcalloc(POOL_MAX, sizeof(*pool.stack));
 	pool.n = 0;
 	pool.next = 1;
 	while ((de = readdir(d)) != NULL) {
-		char *end;
-		unsigned long long v = strtoull(de->d_name, &end, 10);
-		if (de->d_name[0] < '0' || de->d_name[0] > '9' || *end != '\0')
+		char *end, *num = de->d_name + 5;
+		if (strncmp(de->d_name, "free.", 5) != 0 ||
+		    *num < '0' || *num > '9')
+			continue;
+		unsigned long long v = strtoull(num, &end, 10);
+		if (*end != '\0')
 			continue;
 		if (pool.n < POOL_MAX)
 			pool.stack[pool.n++] = v;
@@ -69,7 +73,7 @@ recycle_take(const char *path)
 		}
 		uint64_t v = pool.stack[--pool.n];
 		pthread_mutex_unlock(&pool.mu);
-		snprintf(from, sizeof(from), "%s/%llu", pool.dir,
+		snprintf(from, sizeof(from), "%s/free.%llu", pool.dir,
 		    (unsigned long long)v);
 		if (rename(from, path) == 0)
 			return 0;
@@ -91,7 +95,8 @@ recycle_give(const char *path)
 	}
 	v = pool.next++;
 	pthread_mutex_unlock(&pool.mu);
-	snprintf(to, sizeof(to), "%s/%llu", pool.dir, (unsigned long long)v);
+	snprintf(to, sizeof(to), "%s/free.%llu", pool.dir,
+	    (unsigned long long)v);
 	if (rename(path, to) == -1)
 		return -1;
 	pthread_mutex_lock(&pool.mu);

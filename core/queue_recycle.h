@@ -4,7 +4,7 @@
  * Creating and deleting an inode per message is a large part of a small
  * message's cost (on ext4 without a journal every create scans past the
  * recently deleted inodes, and every delete may issue a discard). So a
- * delivered message's file is renamed into spool/free/ and the next
+ * delivered message's file is renamed to queue/free.<n> and the next
  * message is written over it (from offset 0, then truncated to its length).
  * A free file is never read; its old bytes are beyond the new end or
  * overwritten. The pool is bounded; beyond it, files are deleted.
@@ -13,7 +13,7 @@
 #ifndef SLUICE_QUEUE_RECYCLE_H
 #define SLUICE_QUEUE_RECYCLE_H
 
-int	recycle_init(const char *spool);
+int	recycle_init(const char *dir);	/* the queue directory */
 /* recycle_take - move a free file to path; -1 when the pool is empty */
 int	recycle_take(const char *path);
 /* recycle_give - move path into the pool (or delete it when full) */

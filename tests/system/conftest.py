@@ -247,12 +247,19 @@ class Server:
         return self.read_mail(user, domain)
 
     def spool_files(self, sub="queue"):
+        """Files in a spool subdirectory; in queue/ the spent files kept
+        for reuse (free.N) are left out: they hold no message."""
         d = os.path.join(self.spool, sub)
         try:
             return sorted(n for n in os.listdir(d)
-                          if os.path.isfile(os.path.join(d, n)))
+                          if os.path.isfile(os.path.join(d, n))
+                          and not (sub == "queue" and n.startswith("free.")))
         except FileNotFoundError:
             return []
+
+    def partial_files(self):
+        """Messages being received (queue/<qid>.in)."""
+        return [n for n in self.spool_files("queue") if n.endswith(".in")]
 
     def spool_count(self, sub="queue"):
         return len(self.spool_files(sub))

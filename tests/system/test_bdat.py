@@ -137,7 +137,7 @@ def test_mail_rcpt_during_bdat(server):
 
 def test_bdat_short_chunk_then_close(server):
     """A short chunk followed by the client closing: nothing queued,
-    nothing delivered, and incoming/ is empty afterwards."""
+    nothing delivered, and no partial file is left afterwards."""
     c = server.raw()
     start_tx(c)
     c.send(b"BDAT 10000\r\n" + b"x" * 100)
@@ -146,8 +146,8 @@ def test_bdat_short_chunk_then_close(server):
     time.sleep(0.5)
     assert server.queued_ids() == []
     assert server.maildir_files("alice") == []
-    wait_for(lambda: server.spool_files("incoming") == [], timeout=3,
-             msg="empty incoming/")
+    wait_for(lambda: server.partial_files() == [], timeout=3,
+             msg="no partial file")
 
 
 def test_bdat_bad_size(server):

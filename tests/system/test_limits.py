@@ -85,7 +85,7 @@ def test_message_too_big(server):
 
 def test_huge_message_survived(server):
     """A 5 MB message against a 1M limit gets 552 5.3.4 and the server
-    survives (incoming/ is cleaned up)."""
+    survives (the partial file is cleaned up)."""
     c = server.raw(timeout=30)
     start_tx(c)
     check(c.cmd("DATA"), 354)
@@ -95,7 +95,7 @@ def test_huge_message_survived(server):
     c.send(b".\r\n")
     check(c.reply(timeout=30), 552, "5.3.4")
     check(c.cmd("NOOP"), 250, "2.0.0")
-    assert server.spool_files("incoming") == []
+    assert server.partial_files() == []
 
 
 def test_message_size_boundary(make_server):
@@ -236,7 +236,7 @@ def test_idle_timeout_in_data(make_server):
     assert c.closed(3)
     time.sleep(0.3)
     assert srv.queued_ids() == [] and srv.maildir_files("alice") == []
-    assert srv.spool_files("incoming") == []
+    assert srv.partial_files() == []
 
 
 # -- errors and hostile input ---------------------------------------------------
@@ -330,7 +330,7 @@ def test_garbage_binary_input(server):
 
 def test_client_disconnect_mid_data(server):
     """A client vanishing in the middle of DATA: nothing queued, nothing
-    delivered, incoming/ empty."""
+    delivered, no partial file left."""
     c = server.raw()
     start_tx(c)
     check(c.cmd("DATA"), 354)
@@ -340,8 +340,8 @@ def test_client_disconnect_mid_data(server):
     assert server.queued_ids() == []
     assert server.maildir_files("alice") == []
     from helpers import wait_for
-    wait_for(lambda: server.spool_files("incoming") == [], timeout=3,
-             msg="empty incoming/")
+    wait_for(lambda: server.partial_files() == [], timeout=3,
+             msg="no partial file")
 
 
 def test_many_concurrent_sessions(make_server):

@@ -73,7 +73,7 @@ def collect(server, user, snapshot):
 def test_crash_durability(server, bob_blocked):
     """300 messages over 5 sessions, SIGKILL after ~150 acks, restart:
     every acknowledged QID is delivered (at least once), complete;
-    duplicates are bounded by the in-flight deliveries; incoming/ is
+    duplicates are bounded by the in-flight deliveries; partial files are
     cleaned up and the queue drains.  In the 'queued' variant every message
     also goes to bob, whose mailbox is blocked until after the restart, so
     every acknowledged message must be recovered from queue/ (and alice's
@@ -88,13 +88,13 @@ def test_crash_durability(server, bob_blocked):
         blocker = block_mailbox(server, "bob")
         rcpts.append("bob@example.test")
 
-    # a half-received big message, to leave a file in incoming/
+    # a half-received big message, to leave a partial file
     partial = server.raw(timeout=30)
     start_tx(partial)
     check(partial.cmd("DATA"), 354)
     partial.send(message(body=("p" * 98 + "\r\n") * 6000))   # ~600 KB
-    wait_for(lambda: server.spool_files("incoming"), timeout=5,
-             msg="a spilled file in incoming/ (precondition)")
+    wait_for(lambda: server.partial_files(), timeout=5,
+             msg="a spilled partial file (precondition)")
 
     def sender(t):
         try:
@@ -145,8 +145,8 @@ def test_crash_durability(server, bob_blocked):
         assert not missing, f"acked but not in queue/: {missing[:10]}"
 
     server.start()
-    wait_for(lambda: server.spool_files("incoming") == [], timeout=5,
-             msg="incoming/ cleaned up after the restart")
+    wait_for(lambda: server.partial_files() == [], timeout=5,
+             msg="partial file cleaned up after the restart")
     if bob_blocked:
         assert set(server.queued_ids()) == queued_at_kill
         os.unlink(blocker)
@@ -168,7 +168,7 @@ def test_crash_durability(server, bob_blocked):
         assert not lost, f"{len(lost)} acked messages lost for bob: {lost[:10]}"
         assert sum(n - 1 for n in bob.values()) <= MAX_DUPLICATES
         assert set(bob) <= queued_at_kill | set(snapshot)
-    assert server.spool_files("incoming") == []
+    assert server.partial_files() == []
 
 
 # -- restart recovery ---------------------------------------------------------
@@ -258,20 +258,20 @@ def test_restart_with_sigterm_keeps_queue(server):
     assert received_qid(data) == qid
 
 
-def test_incoming_cleaned_after_crash(server):
-    """A half-received message (file in incoming/) is removed at the next
+def test_partial_cleaned_after_crash(server):
+    """A half-received message (a queue/<qid>.in file) is removed at the next
     start and never delivered."""
     c = server.raw(timeout=30)
     start_tx(c)
     check(c.cmd("DATA"), 354)
     c.send(message(body=("h" * 98 + "\r\n") * 5000))   # ~500 KB, no end
-    wait_for(lambda: server.spool_files("incoming"), timeout=5,
-             msg="a file in incoming/ (precondition)")
+    wait_for(lambda: server.partial_files(), timeout=5,
+             msg="a partial file (precondition)")
     server.kill9()
     c.close()
     server.start()
-    wait_for(lambda: server.spool_files("incoming") == [], timeout=5,
-             msg="incoming/ cleaned")
+    wait_for(lambda: server.partial_files() == [], timeout=5,
+             msg="partial file cleaned")
     time.sleep(1)
     assert server.queued_ids() == []
     assert server.maildir_files("alice") == []
@@ -335,7 +335,7 @@ def test_disk_full(small_tmpfs, make_server):
     qid = queued_id(send_data(c, message(body="space again\r\n") + ".\r\n"))
     [data] = srv.wait_mail("alice")
     assert received_qid(data) == qid
-    assert srv.spool_files("incoming") == []
+    assert srv.partial_files() == []
 
 
 def test_disk_full_bdat_big(small_tmpfs, make_server):
@@ -350,4 +350,4 @@ def test_disk_full_bdat_big(small_tmpfs, make_server):
     r = c.reply(timeout=30)
     assert (r[0], r[1][:5]) in ((452, "4.3.1"), (451, "4.3.0")), r
     check(c.cmd("NOOP"), 250, "2.0.0")
-    assert srv.spool_files("incoming") == []
+    assert srv.partial_files() == []

@@ -226,10 +226,10 @@ test_commit_and_read(void **state)
 	for (int i = 0; i < 20000; i++)		/* spills past memory */
 		assert_int_equal(qwriter_append(w, body, strlen(body)), 0);
 	e.size = qwriter_size(w);
-	snprintf(path, sizeof(path), "%s/incoming/%s", dir, e.id);
-	assert_int_equal(stat(path, &sb), 0);	/* spilled to incoming/ */
+	snprintf(path, sizeof(path), "%s/queue/%s.in", dir, e.id);
+	assert_int_equal(stat(path, &sb), 0);	/* spilled to <qid>.in */
 	assert_int_equal(qwriter_commit(w, &e), 0);
-	assert_int_equal(stat(path, &sb), -1);	/* renamed away */
+	assert_int_equal(stat(path, &sb), -1);	/* renamed to <qid> */
 	qwriter_free(w);
 
 	assert_int_equal(qmsg_open(e.id, &m, err, sizeof(err)), 0);
@@ -249,6 +249,21 @@ test_commit_and_read(void **state)
 	assert_int_equal(qmsg_open(e.id, &m, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "bad footer"));
 	assert_int_equal(queue_remove(e.id), 0);
+	/* the spent file is kept for reuse, and reused by the next message */
+	snprintf(path, sizeof(path), "%s/queue/free.1", dir);
+	assert_int_equal(stat(path, &sb), 0);
+	struct envelope e2;
+	fill(&e2);
+	w = qwriter_new(e2.id);
+	assert_int_equal(qwriter_append(w, body, strlen(body)), 0);
+	e2.size = qwriter_size(w);
+	assert_int_equal(qwriter_commit(w, &e2), 0);
+	qwriter_free(w);
+	assert_int_equal(stat(path, &sb), -1);		/* taken */
+	assert_int_equal(qmsg_open(e2.id, &m, err, sizeof(err)), 0);
+	assert_int_equal(m.msg_len, strlen(body));	/* old bytes cut off */
+	qmsg_close(&m);
+	envelope_clear(&e2);
 	queue_close();
 	envelope_clear(&e);
 	char cmd[600];
