@@ -548,6 +548,7 @@ conf_free(struct config *cf)
 	free(cf->user);
 	free(cf->maildir);
 	free(cf->mailbox_users_file);
+	free(cf->postmaster);
 	free(cf->log.facility);
 	free(cf);
 }

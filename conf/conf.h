@@ -96,6 +96,7 @@ struct config {
 	char **mailbox_users;		/* "local@domain", lower case */
 	size_t nmailbox_users;
 	char *mailbox_users_file;	/* absolute, or NULL */
+	char *postmaster;		/* mailbox for <postmaster>, or NULL */
 
 	struct conf_limits limits;
 	struct conf_retry retry;

@@ -32,6 +32,7 @@ struct conf_loader {
 	char			*cwd;		/* for relative paths */
 	const struct ynode	*users;		/* mailboxes.users, or NULL */
 	const struct ynode	*users_file;	/* mailboxes.users_file value */
+	const struct ynode	*postmaster;	/* mailboxes.postmaster value */
 	char			 qname[128];	/* "section.key" for messages */
 };
 

@@ -44,6 +44,8 @@ static int	 set_users(struct conf_loader *, const struct conf_key *,
 		    const struct ynode *, const struct ynode *, void *);
 static int	 set_users_file(struct conf_loader *, const struct conf_key *,
 		    const struct ynode *, const struct ynode *, void *);
+static int	 set_postmaster(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
 static int	 set_bare_newline(struct conf_loader *,
 		    const struct conf_key *, const struct ynode *,
 		    const struct ynode *, void *);
@@ -80,6 +82,7 @@ static const struct conf_key mailbox_keys[] = {
 	{ "maildir",	set_maildir,	CF(maildir),	0, 0,	  NULL },
 	{ "users",	set_users,	0,		0, 0,	  NULL },
 	{ "users_file",	set_users_file,	CF(mailbox_users_file), 0, 0, NULL },
+	{ "postmaster",	set_postmaster,	CF(postmaster),	0, 0,	  NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
 
@@ -422,6 +425,18 @@ set_users(struct conf_loader *ld, const struct conf_key *k,
 	if (conf_expect(ld, val, YNODE_SEQUENCE, conf_qname(ld, k)) == -1)
 		return -1;
 	ld->users = val;
+	return 0;
+}
+
+/* set_postmaster - stored lower case; checked against the mailboxes later */
+static int
+set_postmaster(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	if (conf_set_string(ld, k, key, val, obj) == -1)
+		return -1;
+	conf_lower(ld->cf->postmaster);
+	ld->postmaster = val;
 	return 0;
 }
 

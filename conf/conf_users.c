@@ -33,6 +33,7 @@ static char	*clean_line(char *, size_t);
 static int	 read_users_file(struct conf_loader *);
 static int	 cmp_str(const void *, const void *);
 static void	 sort_unique(struct config *);
+static int	 check_postmaster(struct conf_loader *);
 
 static int
 is_blank(char c)
@@ -186,6 +187,23 @@ sort_unique(struct config *cf)
 	cf->nmailbox_users = n + 1;
 }
 
+/* check_postmaster - mailboxes.postmaster must be one of the mailboxes */
+static int
+check_postmaster(struct conf_loader *ld)
+{
+	const struct config *cf = ld->cf;
+	char q[QUOTE_LEN];
+
+	if (cf->postmaster == NULL)
+		return 0;
+	for (size_t i = 0; i < cf->nmailbox_users; i++)
+		if (strcmp(cf->mailbox_users[i], cf->postmaster) == 0)
+			return 0;
+	return conf_error(ld, ld->postmaster, "'mailboxes.postmaster' %s is "
+	    "not one of the mailboxes", conf_quote(cf->postmaster, q,
+	    sizeof(q)));
+}
+
 int
 conf_users_finish(struct conf_loader *ld)
 {
@@ -194,5 +212,5 @@ conf_users_finish(struct conf_loader *ld)
 	if (ld->cf->mailbox_users_file != NULL && read_users_file(ld) == -1)
 		return -1;
 	sort_unique(ld->cf);
-	return 0;
+	return check_postmaster(ld);
 }

@@ -208,6 +208,11 @@ smtp_addr_parse_path(const char *str, int flags, struct mailaddr *out,
 		*reply = R_ROUTE;
 		return 0;
 	}
+	if ((flags & ADDR_POSTMASTER) &&
+	    strncasecmp(str, "<postmaster>", 12) == 0) {	/* RFC 5321 4.1.1.3 */
+		memcpy(out->local, s + 1, 10);
+		return 12;
+	}
 	p = s + 1;
 	n = parse_local(p, flags, &needs_utf8, &utf8);
 	if (n == 0 || p[n] != '@')
@@ -240,9 +245,8 @@ toolong:
 void
 smtp_addr_format(const struct mailaddr *a, char *buf, size_t len)
 {
-	if (a->local[0] == '\0') {
-		if (len)
-			buf[0] = '\0';
+	if (a->local[0] == '\0' || a->domain[0] == '\0') {
+		snprintf(buf, len, "%s", a->local);
 		return;
 	}
 	snprintf(buf, len, "%s@%s", a->local, a->domain);

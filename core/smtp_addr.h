@@ -27,6 +27,7 @@ enum addr_flags {
 	ADDR_ALLOW_NULL = 1,	/* "<>" is acceptable (reverse path) */
 	ADDR_UTF8 = 2,		/* SMTPUTF8 was given: UTF-8 allowed */
 	ADDR_SENDER = 4,	/* pick sender wording/codes for replies */
+	ADDR_POSTMASTER = 8,	/* "<postmaster>" without a domain is fine */
 };
 
 /*
@@ -37,7 +38,8 @@ enum addr_flags {
 size_t	smtp_addr_parse_path(const char *s, int flags, struct mailaddr *out,
 	    const char **reply);
 
-/* smtp_addr_format - "local@domain", or "" for the null path */
+/* smtp_addr_format - "local@domain", "" for the null path, or just the
+ * local part for <postmaster> */
 void	smtp_addr_format(const struct mailaddr *, char *buf, size_t len);
 
 /*

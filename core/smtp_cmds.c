@@ -191,20 +191,32 @@ cmd_mail(struct smtp_session *s, char *args)
 	session_reply(s, "250 2.1.0 Ok");
 }
 
-/* rcpt_check_route - NULL when the recipient is ours, else the refusal */
+/*
+ * rcpt_route - NULL when the recipient is ours, else the refusal. Mail
+ * for <postmaster>, or postmaster@ a local domain without such a mailbox,
+ * goes to mailboxes.postmaster: rcpt is rewritten to it.
+ */
 static const char *
-rcpt_check_route(const struct mailaddr *addr)
+rcpt_route(const struct mailaddr *addr, char *rcpt, size_t len)
 {
 	char key[ADDR_PATH_MAX + 1];
+	int postmaster = (addr->domain[0] == '\0');
 
-	if (addr->literal ||
-	    !mailbox_domain_is_local(server.mailboxes, addr->domain))
-		return "554 5.7.1 <%s>: Relay access denied";
-	smtp_addr_lookup_key(addr, key, sizeof(key));
-	if (!mailbox_exists(server.mailboxes, key))
-		return "550 5.1.1 <%s>: Recipient address rejected: "
-		    "User unknown in local recipient table";
-	return NULL;
+	if (!postmaster) {
+		if (addr->literal ||
+		    !mailbox_domain_is_local(server.mailboxes, addr->domain))
+			return "554 5.7.1 <%s>: Relay access denied";
+		smtp_addr_lookup_key(addr, key, sizeof(key));
+		if (mailbox_exists(server.mailboxes, key))
+			return NULL;
+		postmaster = strncmp(key, "postmaster@", 11) == 0;
+	}
+	if (postmaster && server.conf->postmaster != NULL) {
+		snprintf(rcpt, len, "%s", server.conf->postmaster);
+		return NULL;
+	}
+	return "550 5.1.1 <%s>: Recipient address rejected: "
+	    "User unknown in local recipient table";
 }
 
 static int
@@ -229,8 +241,8 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		refuse(s, "503 5.5.1 Error: need MAIL command");
 		return;
 	}
-	if ((reply = parse_path_cmd(s, args, 0, tx->mp.smtputf8 ? ADDR_UTF8 : 0,
-	    &addr, &params)) != NULL ||
+	if ((reply = parse_path_cmd(s, args, 0, ADDR_POSTMASTER |
+	    (tx->mp.smtputf8 ? ADDR_UTF8 : 0), &addr, &params)) != NULL ||
 	    (reply = smtp_params_rcpt(params, tx->mp.smtputf8, &rp)) != NULL) {
 		refuse(s, reply);
 		return;
@@ -240,7 +252,7 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		return;
 	}
 	smtp_addr_format(&addr, rcpt, sizeof(rcpt));
-	if ((reply = rcpt_check_route(&addr)) != NULL) {
+	if ((reply = rcpt_route(&addr, rcpt, sizeof(rcpt))) != NULL) {
 		char text[ADDR_PATH_MAX + 128];
 		snprintf(text, sizeof(text), reply, rcpt);
 		session_reply(s, "%s", text);

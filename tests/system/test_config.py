@@ -144,3 +144,19 @@ def test_two_servers_one_spool(make_server, tmp_path):
     assert b"in use" in p.stdout + p.stderr, p
     c = first.raw()
     assert c.cmd("NOOP")[0] == 250
+
+
+def test_postmaster_must_be_a_mailbox(tmp_path):
+    """mailboxes.postmaster naming no mailbox fails with FILE:LINE:COL."""
+    text = ("hostname: mx.example.test\n"
+            "listeners:\n"
+            f"  - {{name: mx, address: 127.0.0.1, port: {free_port()}, "
+            "role: mx}\n"
+            "domains: {local: [example.test]}\n"
+            "mailboxes:\n"
+            "  users: [alice@example.test]\n"
+            "  postmaster: carol@example.test\n")
+    path = write(tmp_path, text)
+    rc, out, err = check_config(path, str(tmp_path))
+    assert rc != 0, (out, err)
+    assert f"{path}:7:15:" in err and "not one of the mailboxes" in err, err

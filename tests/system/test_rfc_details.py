@@ -161,3 +161,44 @@ def test_rcpt_postmaster_domain_case(server):
     check(c.cmd("RCPT TO:<bob@EXAMPLE.test>"), 250, "2.1.5")
     queued_id(send_data(c, message() + ".\r\n"))
     server.wait_mail("bob")
+
+
+@pytest.mark.parametrize("rcpt", ["<postmaster>", "<PostMaster>",
+                                  "<postmaster@example.test>",
+                                  "<POSTMASTER@Example.Test>"])
+def test_postmaster_is_accepted(make_server, rcpt):
+    """RFC 5321 4.1.1.3: mail for <postmaster> (no domain) and for
+    postmaster@ a local domain is accepted and lands in the mailbox named
+    by mailboxes.postmaster."""
+    srv = make_server({"mailboxes": {"postmaster": "bob@example.test"}})
+    c = srv.raw()
+    ehlo(c)
+    check(c.cmd("MAIL FROM:<s@remote.test>"), 250, "2.1.0")
+    check(c.cmd(f"RCPT TO:{rcpt}"), 250, "2.1.5")
+    qid = queued_id(send_data(c, message() + ".\r\n"))
+    [data] = srv.wait_mail("bob")
+    assert b"Delivered-To: bob@example.test\n" in data
+    assert received_qid(data) == qid
+
+
+def test_postmaster_unset_is_refused(server):
+    """Without mailboxes.postmaster there is no such mailbox: 550 5.1.1."""
+    c = server.raw()
+    ehlo(c)
+    check(c.cmd("MAIL FROM:<s@remote.test>"), 250, "2.1.0")
+    check(c.cmd("RCPT TO:<postmaster>"), 550, "5.1.1")
+    check(c.cmd("RCPT TO:<postmaster@example.test>"), 550, "5.1.1")
+
+
+def test_postmaster_mailbox_wins(make_server):
+    """A real postmaster@ mailbox is delivered to as itself."""
+    srv = make_server({"mailboxes": {
+        "users": ["alice@example.test", "postmaster@example.test"],
+        "postmaster": "alice@example.test"}})
+    c = srv.raw()
+    ehlo(c)
+    check(c.cmd("MAIL FROM:<s@remote.test>"), 250, "2.1.0")
+    check(c.cmd("RCPT TO:<postmaster@example.test>"), 250, "2.1.5")
+    queued_id(send_data(c, message() + ".\r\n"))
+    srv.wait_mail("postmaster")
+    assert srv.maildir_files("alice") == []

@@ -119,6 +119,8 @@ test_addr_valid(void **state)
 	assert_string_equal(path_ok("<a@[IPv6:2001:db8::1]>", 0),
 	    "a@[ipv6:2001:db8::1]");
 	assert_string_equal(path_ok("<>", ADDR_ALLOW_NULL), "");
+	assert_string_equal(path_ok("<PostMaster>", ADDR_POSTMASTER),
+	    "PostMaster");
 	assert_string_equal(path_ok("<j\xc3\xb6rg@b\xc3\xbc" "cher.example>",
 	    ADDR_UTF8), "j\xc3\xb6rg@b\xc3\xbc" "cher.example");
 }
@@ -166,6 +168,8 @@ test_addr_invalid(void **state)
 	    "553 5.1.3 Source routes are not accepted");
 	assert_string_equal(path_bad("<>", 0),
 	    "501 5.1.3 Null recipient not allowed");
+	assert_string_equal(path_bad("<postmaster>", 0),
+	    "501 5.1.3 Bad recipient address syntax");
 	assert_string_equal(path_bad("<a@[300.1.1.1]>", 0),
 	    "501 5.1.3 Bad recipient address syntax");
 	assert_string_equal(path_bad("<j\xc3\xb6rg@example.test>", 0),
