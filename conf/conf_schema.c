@@ -58,7 +58,6 @@ static int	 set_facility(struct conf_loader *, const struct conf_key *,
 static int	 address_bytes(const char *, unsigned char *);
 static int	 check_listener(struct conf_loader *, const struct ynode *,
 		    size_t);
-static int	 has_domain(const struct config *, const char *);
 
 #define LST(f)	offsetof(struct conf_listener, f)
 static const struct conf_key listener_keys[] = {
@@ -343,17 +342,6 @@ set_networks(struct conf_loader *ld, const struct conf_key *k,
 }
 
 static int
-has_domain(const struct config *cf, const char *d)
-{
-	size_t	 i;
-
-	for (i = 0; i < cf->nlocal_domains; i++)
-		if (strcmp(cf->local_domains[i], d) == 0)
-			return 1;
-	return 0;
-}
-
-static int
 set_local_domains(struct conf_loader *ld, const struct conf_key *k,
     const struct ynode *key, const struct ynode *val, void *obj)
 {
@@ -377,7 +365,7 @@ set_local_domains(struct conf_loader *ld, const struct conf_key *k,
 			    conf_qname(ld, k));
 		if ((d = conf_strdup(ld, val->kids[i], v)) == NULL)
 			return -1;
-		if (has_domain(cf, conf_lower(d))) {
+		if (conf_is_local_domain(cf, conf_lower(d))) {
 			free(d);
 			continue;
 		}

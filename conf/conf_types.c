@@ -316,3 +316,15 @@ conf_lower(char *s)
 			*p += 'a' - 'A';
 	return s;
 }
+
+/* conf_is_local_domain - d is one of domains.local (both lower case) */
+int
+conf_is_local_domain(const struct config *cf, const char *d)
+{
+	size_t	 i;
+
+	for (i = 0; i < cf->nlocal_domains; i++)
+		if (strcmp(cf->local_domains[i], d) == 0)
+			return 1;
+	return 0;
+}

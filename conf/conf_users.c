@@ -25,7 +25,6 @@
 #define QUOTE_LEN	64
 
 static int	 is_blank(char);
-static int	 is_local_domain(const struct config *, const char *);
 static int	 add_user(struct conf_loader *, const char *, const char *,
 		    unsigned long, unsigned long);
 static int	 add_yaml_users(struct conf_loader *);
@@ -40,17 +39,6 @@ is_blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n' ||
 	    c == '\f' || c == '\v';
-}
-
-static int
-is_local_domain(const struct config *cf, const char *d)
-{
-	size_t	 i;
-
-	for (i = 0; i < cf->nlocal_domains; i++)
-		if (strcmp(cf->local_domains[i], d) == 0)
-			return 1;
-	return 0;
 }
 
 static int
@@ -71,7 +59,7 @@ add_user(struct conf_loader *ld, const char *addr, const char *file,
 		    conf_quote(addr, q, sizeof(q)));
 	}
 	conf_lower(d);
-	if (!is_local_domain(cf, at + 1)) {
+	if (!conf_is_local_domain(cf, at + 1)) {
 		conf_error_at(ld, file, line, col, "domain '%s' of mailbox "
 		    "'%s' is not in 'domains.local'", at + 1,
 		    conf_quote(addr, q, sizeof(q)));

@@ -81,6 +81,34 @@ scan_utf8(const unsigned char *p, int flags, int *needs_utf8)
 	return n;
 }
 
+static int
+is_ldh(unsigned char c)
+{
+	return is_letdig(c) || c == '-';
+}
+
+/*
+ * scan_word - the run of characters accepted by ok(), or UTF-8 sequences
+ * where allowed, from p; the end of the run, or NULL on a bad byte.
+ */
+static const unsigned char *
+scan_word(const unsigned char *p, int (*ok)(unsigned char), int flags,
+    int *needs_utf8, int *utf8)
+{
+	while (ok(*p) || *p >= 0x80) {
+		if (*p < 0x80) {
+			p++;
+			continue;
+		}
+		size_t n = scan_utf8(p, flags, needs_utf8);
+		if (n == 0)
+			return NULL;
+		*utf8 = 1;
+		p += n;
+	}
+	return p;
+}
+
 /* parse_local - Dot-string or Quoted-string; returns length or 0 */
 static size_t
 parse_local(const unsigned char *s, int flags, int *needs_utf8, int *utf8)
@@ -108,16 +136,8 @@ parse_local(const unsigned char *s, int flags, int *needs_utf8, int *utf8)
 	}
 	for (;;) {			/* Atom *("." Atom) */
 		const unsigned char *atom = p;
-		while (is_atext(*p) || *p >= 0x80) {
-			if (*p >= 0x80) {
-				size_t n = scan_utf8(p, flags, needs_utf8);
-				if (n == 0)
-					return 0;
-				*utf8 = 1;
-				p += n;
-			} else
-				p++;
-		}
+		if ((p = scan_word(p, is_atext, flags, needs_utf8, utf8)) == NULL)
+			return 0;
 		if (p == atom)
 			return 0;
 		if (*p != '.')
@@ -156,16 +176,8 @@ parse_domain(const unsigned char *s, int flags, int *needs_utf8, int *utf8)
 
 	for (;;) {
 		const unsigned char *label = p;
-		while (is_letdig(*p) || *p == '-' || *p >= 0x80) {
-			if (*p >= 0x80) {
-				size_t n = scan_utf8(p, flags, needs_utf8);
-				if (n == 0)
-					return 0;
-				*utf8 = 1;
-				p += n;
-			} else
-				p++;
-		}
+		if ((p = scan_word(p, is_ldh, flags, needs_utf8, utf8)) == NULL)
+			return 0;
 		if (p == label || *label == '-' || p[-1] == '-' ||
 		    p - label > 63)
 			return 0;
