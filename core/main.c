@@ -13,6 +13,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,25 @@ drop_privileges(const struct config *c)
 	log_info("event=init user=%s uid=%u", c->user, (unsigned)pw->pw_uid);
 }
 
+/*
+ * raise_fd_limit - every session holds a socket: use the hard limit on
+ * open files, not the usual soft limit of 1024
+ */
+static void
+raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == -1 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == -1)
+		log_warn("event=init warning=\"cannot raise open file limit\"");
+	if (rl.rlim_cur < server.conf->limits.sessions + 64ull)
+		log_warnx("event=init warning=\"open file limit %llu is below "
+		    "limits.sessions\"", (unsigned long long)rl.rlim_cur);
+}
+
 static void
 start(void)
 {
@@ -80,6 +100,7 @@ start(void)
 	char err[512];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
+	raise_fd_limit();
 	if (listen_all(c, &server.listeners, &server.nlisteners, err,
 	    sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
