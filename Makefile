@@ -15,19 +15,24 @@ CFLAGS	?= -O2 -g
 WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith -Wno-unused-parameter \
 	   -Wno-format-truncation
-PKGS	 = libevent libevent_pthreads yaml-0.1
+PKGS	 = libevent libevent_pthreads yaml-0.1 lua5.4 libcares gmime-3.0 \
+	   libarchive
 PY	 = /usr/bin/python3
 
 # Debian packages: to build, to test, and what the benchmark needs.
-DEPS_BUILD = build-essential pkg-config libevent-dev libyaml-dev
-DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-aiosmtpd swaks
+DEPS_BUILD = build-essential pkg-config libevent-dev libyaml-dev \
+	     liblua5.4-dev libc-ares-dev libgmime-3.0-dev libmagic-dev \
+	     libarchive-dev
+DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-aiosmtpd swaks \
+	     dnsmasq-base
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore -Iconf \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore -Iconf -Iplugins \
+	     -Ilua -DSLUICE_PLUGIN_DIR='"$(abspath $(BUILD)/plugins)"' \
 	     $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS	  += $(PKG_LIBS) -lpthread
+LDLIBS	  += $(PKG_LIBS) -lmagic -ldl -lpthread
 
 ifdef SAN
 ALL_CFLAGS += -fsanitize=$(SAN) -fno-sanitize-recover=all \
@@ -35,13 +40,16 @@ ALL_CFLAGS += -fsanitize=$(SAN) -fno-sanitize-recover=all \
 LDFLAGS    += -fsanitize=$(SAN)
 endif
 
-LIB_SRC	 = $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard conf/*.c)
+LIB_SRC	 = $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard conf/*.c) \
+	   $(wildcard lua/*.c)
 LIB_OBJ	 = $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ = $(BUILD)/core/main.o
+PLUGIN_SRC = $(wildcard plugins/*.c)
+PLUGINS  = $(PLUGIN_SRC:plugins/%.c=$(BUILD)/plugins/%.so)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/sluiced
+all: $(BUILD)/sluiced $(PLUGINS)
 
 $(BUILD)/sluiced: $(MAIN_OBJ) $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
@@ -50,6 +58,11 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/plugins/%.so: plugins/%.c plugins/sluice_plugin.h
+	@mkdir -p $(dir $@)
+	@echo "  PLUGIN  $<"
+	@$(CC) $(ALL_CFLAGS) -fPIC -shared $(LDFLAGS) -o $@ $<
 
 $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -472,6 +472,8 @@ set_defaults(struct conf_loader *ld)
 	cf->limits.errors = 10;
 	cf->limits.idle_timeout = 5 * 60;
 	cf->limits.command_timeout = 5 * 60;
+	cf->dns.timeout = 5;
+	cf->dns.attempts = 2;
 	cf->bare_newline = BARE_NL_REJECT;
 	cf->log.target = LOG_TARGET_STDERR;
 	cf->log.debug = 0;
@@ -540,6 +542,7 @@ conf_free(struct config *cf)
 	}
 	free(cf->listeners);
 	free(cf->trusted_networks);
+	free(cf->dns.servers);
 	free_strings(cf->local_domains, cf->nlocal_domains);
 	free_strings(cf->mailbox_users, cf->nmailbox_users);
 	free(cf->path);
@@ -549,6 +552,7 @@ conf_free(struct config *cf)
 	free(cf->maildir);
 	free(cf->mailbox_users_file);
 	free(cf->postmaster);
+	conf_pipeline_free(cf);
 	free(cf->log.facility);
 	free(cf);
 }

@@ -19,6 +19,8 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include "conf_filter.h"
+
 #define CONF_ERR_LEN 512
 
 enum listener_role {
@@ -69,6 +71,19 @@ enum log_target {
 	LOG_TARGET_SYSLOG,
 };
 
+struct conf_dns_server {	/* one name server: address and port */
+	int family;		/* AF_INET or AF_INET6 */
+	unsigned char addr[16];	/* network byte order */
+	uint16_t port;		/* 53 unless configured */
+};
+
+struct conf_dns {
+	struct conf_dns_server *servers;	/* none: use /etc/resolv.conf */
+	size_t nservers;
+	unsigned timeout;		/* seconds per try, default 5 */
+	unsigned attempts;		/* tries per server, 1..10, default 2 */
+};
+
 struct conf_log {
 	enum log_target target;
 	int debug;			/* level: debug */
@@ -100,6 +115,11 @@ struct config {
 
 	struct conf_limits limits;
 	struct conf_retry retry;
+	struct conf_dns dns;
+
+	struct conf_filter *filters;	/* pipeline:, in order */
+	size_t nfilters;
+	char *plugin_dir;		/* NULL: the built-in default */
 	enum bare_newline_policy bare_newline;
 	struct conf_log log;
 };

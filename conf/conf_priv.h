@@ -94,6 +94,11 @@ int	conf_set_unsupported(struct conf_loader *, const struct conf_key *,
 extern const struct conf_key conf_top_keys[];
 int	conf_schema_finish(struct conf_loader *);
 
+/* conf_pipeline.c */
+int	conf_set_pipeline(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+void	conf_pipeline_free(struct config *);
+
 /* conf_users.c */
 int	conf_users_finish(struct conf_loader *);
 

@@ -55,6 +55,13 @@ static int	 set_log_level(struct conf_loader *, const struct conf_key *,
 		    const struct ynode *, const struct ynode *, void *);
 static int	 set_facility(struct conf_loader *, const struct conf_key *,
 		    const struct ynode *, const struct ynode *, void *);
+static int	 set_dns_servers(struct conf_loader *,
+		    const struct conf_key *, const struct ynode *,
+		    const struct ynode *, void *);
+static int	 dns_server_error(struct conf_loader *, const struct ynode *,
+		    const char *, const char *);
+static int	 parse_dns_server(const char *, struct conf_dns_server *,
+		    const char **);
 static int	 address_bytes(const char *, unsigned char *);
 static int	 check_listener(struct conf_loader *, const struct ynode *,
 		    size_t);
@@ -119,6 +126,14 @@ static const struct conf_key smtp_keys[] = {
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
 
+#define DNS(f)	offsetof(struct conf_dns, f)
+static const struct conf_key dns_keys[] = {
+	{ "servers",	set_dns_servers, 0,		0, 0,	  NULL },
+	{ "timeout",	conf_set_duration, DNS(timeout), 1, 300,  NULL },
+	{ "attempts",	conf_set_uint,	DNS(attempts),	1, 10,	  NULL },
+	{ NULL,		NULL,		0,		0, 0,	  NULL },
+};
+
 static const struct conf_key log_keys[] = {
 	{ "target",	set_log_target,	0,		0, 0,	  NULL },
 	{ "level",	set_log_level,	0,		0, 0,	  NULL },
@@ -142,9 +157,10 @@ const struct conf_key conf_top_keys[] = {
 	{ "smtp",	conf_set_section, 0,		0, 0, smtp_keys },
 	{ "log",	conf_set_section, CF(log),	0, 0, log_keys },
 	{ "routes",	conf_set_unsupported, 0,	0, 0,	  NULL },
-	{ "dns",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "dns",	conf_set_section, CF(dns),	0, 0,	  dns_keys },
 	{ "auth",	conf_set_unsupported, 0,	0, 0,	  NULL },
-	{ "pipeline",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "pipeline",	conf_set_pipeline, 0,		0, 0,	  NULL },
+	{ "plugin_dir",	conf_set_path,	CF(plugin_dir),	0, 0,	  NULL },
 	{ "metrics",	conf_set_unsupported, 0,	0, 0,	  NULL },
 	{ "control",	conf_set_unsupported, 0,	0, 0,	  NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
@@ -504,6 +520,95 @@ set_facility(struct conf_loader *ld, const struct conf_key *k,
 		return -1;
 	free(log->facility);
 	log->facility = d;
+	return 0;
+}
+
+/*
+ * set_dns_servers - "192.0.2.53", "192.0.2.53:5353", "2001:db8::53",
+ * "[2001:db8::53]:5353"; addresses only, since nothing resolves the resolver
+ */
+static int
+set_dns_servers(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	struct conf_dns		*dns = obj;
+	struct conf_dns_server	*p;
+	const char		*v, *bad;
+	size_t			 i;
+
+	(void)key;
+	if (conf_expect(ld, val, YNODE_SEQUENCE, conf_qname(ld, k)) == -1)
+		return -1;
+	free(dns->servers);
+	dns->servers = NULL;
+	dns->nservers = 0;
+	for (i = 0; i < val->nkids; i++) {
+		if ((v = conf_scalar(ld, k, val->kids[i])) == NULL)
+			return -1;
+		if ((p = conf_push(ld, val->kids[i], dns->servers,
+		    &dns->nservers, sizeof(*p))) == NULL)
+			return -1;
+		dns->servers = p;
+		if (parse_dns_server(v, &p[i], &bad) == -1)
+			return dns_server_error(ld, val->kids[i], v, bad);
+	}
+	return 0;
+}
+
+/* bad: NULL for a bad address, else the port text that is wrong. */
+static int
+dns_server_error(struct conf_loader *ld, const struct ynode *n,
+    const char *v, const char *bad)
+{
+	char	 q[QUOTE_LEN], qp[QUOTE_LEN];
+
+	if (bad != NULL)
+		return conf_error(ld, n, "invalid port '%s' in 'dns.servers' "
+		    "entry '%s': expected 1 to 65535",
+		    conf_quote(bad, qp, sizeof(qp)),
+		    conf_quote(v, q, sizeof(q)));
+	return conf_error(ld, n, "invalid server '%s' in 'dns.servers': "
+	    "expected an IP address with an optional port, like "
+	    "192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53",
+	    conf_quote(v, q, sizeof(q)));
+}
+
+/* 0, or -1 with *bad NULL (address) or pointing at the bad port text. */
+static int
+parse_dns_server(const char *s, struct conf_dns_server *srv,
+    const char **bad)
+{
+	char			 host[64];
+	const char		*end, *port = NULL;
+	size_t			 len;
+	unsigned long long	 n = 53;
+	int			 bracket = *s == '[';
+
+	*bad = NULL;
+	if (bracket) {
+		if ((end = strchr(++s, ']')) == NULL ||
+		    (end[1] != '\0' && end[1] != ':'))
+			return -1;
+		port = end[1] == ':' ? end + 2 : NULL;
+	} else if ((end = strchr(s, ':')) != NULL &&
+	    strchr(end + 1, ':') == NULL)
+		port = end + 1;		/* one colon: IPv4 with a port */
+	else
+		end = s + strlen(s);	/* bare IPv4 or IPv6 */
+	len = (size_t)(end - s);
+	if (len == 0 || len >= sizeof(host))
+		return -1;
+	memcpy(host, s, len);
+	host[len] = '\0';
+	srv->family = address_bytes(host, srv->addr);
+	if (srv->family == 0 || (bracket && srv->family != AF_INET6))
+		return -1;
+	if (port != NULL && (conf_parse_uint(port, 65535, &n) == -1 ||
+	    n == 0)) {
+		*bad = port;
+		return -1;
+	}
+	srv->port = (uint16_t)n;
 	return 0;
 }
 

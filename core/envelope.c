@@ -16,6 +16,8 @@
  *   envid -
  *   size 1234
  *   rcpt bob@example.test 6 rfc822;bob@example.test   (notify bits, orcpt or -)
+ *   tag route special                  (filter tags, zero or more)
+ *   quarantine 1                       (only when quarantined)
  *   end
  */
 #include <errno.h>
@@ -48,6 +50,7 @@ envelope_clear(struct envelope *e)
 		free(e->rcpts[i].orcpt);
 	}
 	free(e->rcpts);
+	tags_clear(&e->tags);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -185,6 +188,17 @@ envelope_serialize(const struct envelope *e, size_t *len)
 		free(a);
 		free(oc);
 	}
+	for (size_t i = 0; i < e->tags.n; i++) {
+		char *k = value_encode(e->tags.v[i].key);
+		char *v = value_encode(e->tags.v[i].value), *line;
+		xasprintf(&line, "%s %s", k, v);
+		out_add(&o, "tag", line, 0);
+		free(line);
+		free(k);
+		free(v);
+	}
+	if (e->quarantine)
+		out_add(&o, "quarantine", "1", 0);
 	out_add(&o, "end", "-", 0);
 	*len = o.len;
 	return o.buf;
@@ -264,6 +278,21 @@ parse_client(struct envelope *e, char *v)
 	return take_str(v, &e->client_addr);
 }
 
+static int
+parse_tag(struct envelope *e, char *v)
+{
+	char *sp = strchr(v, ' ');
+
+	if (sp == NULL)
+		return -1;
+	*sp++ = '\0';
+	if (strchr(sp, ' ') != NULL || value_decode(v) == -1 ||
+	    value_decode(sp) == -1 || v[0] == '\0' || e->tags.n >= 10000)
+		return -1;
+	tags_set(&e->tags, v, sp);
+	return 0;
+}
+
 /* parse_record - one "key value" line; -1 on anything unexpected */
 static int
 parse_record(struct envelope *e, char *key, char *v, int *seen_end)
@@ -307,6 +336,12 @@ parse_record(struct envelope *e, char *key, char *v, int *seen_end)
 			return -1;
 		e->smtputf8 = v[0] == '1';
 		return 0;
+	}
+	if (strcmp(key, "tag") == 0)
+		return parse_tag(e, v);
+	if (strcmp(key, "quarantine") == 0) {
+		e->quarantine = strcmp(v, "1") == 0;
+		return e->quarantine ? 0 : -1;
 	}
 	if (strcmp(key, "end") == 0) {
 		*seen_end = 1;

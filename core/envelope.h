@@ -17,6 +17,7 @@
 
 #include "qid.h"
 #include "smtp_params.h"
+#include "tags.h"
 
 struct envelope_rcpt {
 	char *addr;		/* "local@domain" as received */
@@ -40,6 +41,8 @@ struct envelope {
 	uint64_t size;		/* message octets as stored */
 	struct envelope_rcpt *rcpts;
 	size_t nrcpts;
+	struct tags tags;	/* the transaction's filter tags */
+	int quarantine;		/* kept in quarantine/, not delivered */
 };
 
 void	envelope_init(struct envelope *);

@@ -24,6 +24,10 @@
 #include "conf.h"
 #include "conn_limits.h"
 #include "dirsync.h"
+#include "dns.h"
+#include "filter.h"
+#include "kvstore.h"
+#include "mime.h"
 #include "iopool.h"
 #include "listen.h"
 #include "log.h"
@@ -97,7 +101,7 @@ static void
 start(void)
 {
 	struct config *c = server.conf;
-	char err[512];
+	char err[1024];
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 
 	raise_fd_limit();
@@ -110,6 +114,9 @@ start(void)
 	server.mailboxes = mailbox_table_new(c);
 	conn_limits_init(c->limits.sessions, c->limits.per_ip_sessions);
 	server.nworkers = c->workers ? c->workers : (ncpu > 0 ? (unsigned)ncpu : 1);
+	if ((server.pipeline = pipeline_build(c, server.nworkers, err,
+	    sizeof(err))) == NULL)
+		fatalx("event=init error=%s", log_q(err));
 	server.commit_pool = iopool_new("commit", COMMIT_THREADS);
 	server.delivery_pool = iopool_new("delivery", c->delivery_concurrency);
 	server.qmgr = loop_new("qmgr");
@@ -138,6 +145,7 @@ stop(void)
 	workers_drain(SESSION_DRAIN_S);
 	iopool_free(server.commit_pool);	/* answers reach the workers */
 	workers_exit();
+	pipeline_unref(server.pipeline);	/* sessions are gone: last ref */
 	qmgr_stop();
 	iopool_free(server.delivery_pool);
 	loop_exit(server.qmgr);
@@ -204,6 +212,14 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (check) {
+		struct pipeline *p;
+		mime_global_init();
+		if ((p = pipeline_build(server.conf, 1, err, sizeof(err))) == NULL) {
+			fprintf(stderr, "sluiced: %s\n", err);
+			return 1;
+		}
+		pipeline_unref(p);
+		mime_global_shutdown();
 		printf("sluiced: %s: configuration ok\n", path);
 		conf_free(server.conf);
 		return 0;
@@ -219,9 +235,16 @@ main(int argc, char *argv[])
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);	/* inherited by threads */
 	loop_global_init();
+	if (dns_global_init() == -1)
+		fatalx("event=init error=\"c-ares does not start\"");
+	mime_global_init();
+	kv_init();
 	start();
 	wait_for_signals();
 	stop();
+	kv_shutdown();
+	mime_global_shutdown();
+	dns_global_cleanup();
 	conf_free(server.conf);
 	return 0;
 }

@@ -8,6 +8,7 @@
  *              promised) and spent files "free.<n>" kept for reuse
  *   failed/    messages whose delivery failed for good (kept, not bounced
  *              yet: DSN generation comes with outbound delivery)
+ *   quarantine/ messages a filter quarantined: committed, never delivered
  *   corrupt/   queue files that could not be read, kept for inspection
  *
  * A queue file holds the message (CRLF lines, as received, with our
@@ -42,8 +43,13 @@ struct qwriter *qwriter_new(const char *id);
 int	qwriter_append(struct qwriter *, const char *, size_t);
 int	qwriter_error(const struct qwriter *);	/* errno of a failed spill */
 uint64_t qwriter_size(const struct qwriter *);
+/* qwriter_commit - into queue/, or quarantine/ when env->quarantine */
 int	qwriter_commit(struct qwriter *, const struct envelope *);
 void	qwriter_free(struct qwriter *);
+/* qwriter_read_all - the content so far, malloc'ed (filters read it) */
+int	qwriter_read_all(struct qwriter *, char **data, size_t *len);
+/* qwriter_replace - the content becomes data (filters changed it) */
+int	qwriter_replace(struct qwriter *, const char *data, size_t len);
 
 /* A committed message opened for delivery */
 struct qmsg {

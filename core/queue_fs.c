@@ -99,7 +99,8 @@ clean_partial(void)
 int
 queue_open(const char *spool, char *err, size_t errlen)
 {
-	static const char *subdirs[] = { "queue", "failed", "corrupt" };
+	static const char *subdirs[] = {
+	    "queue", "failed", "corrupt", "quarantine" };
 	char *path;
 
 	q.spool = xstrdup(spool);
@@ -234,14 +235,20 @@ qwriter_size(const struct qwriter *w)
 	return w->size;
 }
 
-/* commit_rename - <qid>.in -> <qid>, never replacing a file */
+/*
+ * commit_rename - <qid>.in -> <qid>, never replacing a file; quarantined
+ * messages go to quarantine/<qid> instead (rare: a cross-directory rename)
+ */
 static int
-commit_rename(const struct qwriter *w)
+commit_rename(const struct qwriter *w, int quarantine)
 {
 	char from[4096], to[4096];
 
 	partial_path(w, from, sizeof(from));
-	snprintf(to, sizeof(to), "%s/%s", q.queue, w->id);
+	if (quarantine)
+		snprintf(to, sizeof(to), "%s/quarantine/%s", q.spool, w->id);
+	else
+		snprintf(to, sizeof(to), "%s/%s", q.queue, w->id);
 	if (renameat2(AT_FDCWD, from, AT_FDCWD, to, RENAME_NOREPLACE) == 0)
 		return 0;
 	if (errno != EINVAL && errno != ENOSYS)
@@ -277,7 +284,14 @@ qwriter_commit(struct qwriter *w, const struct envelope *env)
 		goto fail;
 	}
 	w->fd = -1;
-	if (commit_rename(w) == -1 || dirsync_wait(&q.qsync) == -1)
+	if (commit_rename(w, env->quarantine) == -1)
+		goto fail;
+	if (env->quarantine) {
+		char dir[4096];
+		snprintf(dir, sizeof(dir), "%s/quarantine", q.spool);
+		if (fsync_dir(dir) == -1)
+			goto fail;
+	} else if (dirsync_wait(&q.qsync) == -1)
 		goto fail;
 	free(text);
 	return 0;
@@ -292,6 +306,42 @@ fail:
 	w->err = saved;
 	errno = saved;
 	return -1;
+}
+
+int
+qwriter_read_all(struct qwriter *w, char **data, size_t *len)
+{
+	size_t mem = evbuffer_get_length(w->mem), disk = (size_t)w->size - mem;
+	char *buf;
+
+	if (w->err != 0) {
+		errno = w->err;
+		return -1;
+	}
+	buf = xmalloc((size_t)w->size + 1);
+	if (disk > 0 && pread(w->fd, buf, disk, 0) != (ssize_t)disk) {
+		free(buf);
+		errno = EIO;
+		return -1;
+	}
+	evbuffer_copyout(w->mem, buf + disk, mem);
+	buf[w->size] = '\0';
+	*data = buf;
+	*len = (size_t)w->size;
+	return 0;
+}
+
+int
+qwriter_replace(struct qwriter *w, const char *data, size_t len)
+{
+	evbuffer_drain(w->mem, evbuffer_get_length(w->mem));
+	w->size = 0;
+	if (w->fd != -1 && (ftruncate(w->fd, 0) == -1 ||
+	    lseek(w->fd, 0, SEEK_SET) == -1)) {
+		w->err = errno;
+		return -1;
+	}
+	return qwriter_append(w, data, len);
 }
 
 void

@@ -17,6 +17,8 @@ struct iopool;
 struct loop;
 struct mailbox_table;
 struct smtp_session;
+struct dns_resolver;
+struct pipeline;
 
 struct listen_socket {
 	int fd;
@@ -32,6 +34,7 @@ struct worker {
 	struct smtp_session *sessions;	/* all sessions of this worker */
 	unsigned nsessions;
 	int stopping;
+	struct dns_resolver *dns;	/* this loop's resolver */
 };
 
 struct server {
@@ -40,6 +43,7 @@ struct server {
 	struct iopool *commit_pool;	/* queue commits: fsync + rename */
 	struct iopool *delivery_pool;	/* local deliveries */
 	struct loop *qmgr;		/* the queue manager's loop */
+	struct pipeline *pipeline;	/* current filters (reload swaps) */
 	struct worker *workers;
 	unsigned nworkers;
 	struct listen_socket *listeners;

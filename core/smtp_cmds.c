@@ -54,22 +54,11 @@ helo_ok(const char *h)
 }
 
 static void
-do_helo(struct smtp_session *s, char *args, int esmtp)
+helo_reply(struct smtp_session *s)
 {
 	const struct config *c = server.conf;
 
-	if (!helo_ok(args)) {
-		session_reply(s, "501 5.5.4 Syntax: %s hostname",
-		    esmtp ? "EHLO" : "HELO");
-		session_client_error(s);
-		return;
-	}
-	session_tx_free(s);		/* RFC 5321 4.1.4: EHLO resets */
-	free(s->helo);
-	s->helo = xstrdup(args);
-	s->esmtp = esmtp;
-	session_enter(s, SMTP_READY);
-	if (!esmtp) {
+	if (!s->esmtp) {
 		session_reply(s, "250 %s", c->hostname);
 		return;
 	}
@@ -83,6 +72,36 @@ do_helo(struct smtp_session *s, char *args, int esmtp)
 	session_reply(s, "250-SMTPUTF8");
 	session_reply(s, "250-CHUNKING");
 	session_reply(s, "250 DSN");
+}
+
+/* helo_done - a refused HELO leaves the session without one */
+static void
+helo_done(struct smtp_session *s, const struct verdict *v)
+{
+	if (session_refuse(s, SLUICE_ON_HELO, v)) {
+		free(s->helo);
+		s->helo = NULL;
+		session_enter(s, SMTP_GREETED);
+		return;
+	}
+	helo_reply(s);
+}
+
+static void
+do_helo(struct smtp_session *s, char *args, int esmtp)
+{
+	if (!helo_ok(args)) {
+		session_reply(s, "501 5.5.4 Syntax: %s hostname",
+		    esmtp ? "EHLO" : "HELO");
+		session_client_error(s);
+		return;
+	}
+	session_tx_free(s);		/* RFC 5321 4.1.4: EHLO resets */
+	free(s->helo);
+	s->helo = xstrdup(args);
+	s->esmtp = esmtp;
+	session_enter(s, SMTP_READY);
+	session_stage(s, SLUICE_ON_HELO, helo_done);
 }
 
 static void
@@ -149,6 +168,24 @@ parse_path_cmd(struct smtp_session *s, char *args, int sender, int flags,
 }
 
 static void
+mail_done(struct smtp_session *s, const struct verdict *v)
+{
+	struct smtp_tx *tx = s->tx;
+	char shown[ADDR_PATH_MAX + 3];
+
+	if (session_refuse(s, SLUICE_ON_MAIL, v)) {
+		session_tx_free(s);
+		if (s->state == SMTP_MAIL)
+			session_enter(s, SMTP_READY);
+		return;
+	}
+	snprintf(shown, sizeof(shown), "<%s>", tx->env.sender);
+	log_info("qid=%s session=%016llx event=mail from=%s size=%llu",
+	    tx->env.id, SID(s), log_q(shown), (unsigned long long)tx->mp.size);
+	session_reply(s, "250 2.1.0 Ok");
+}
+
+static void
 cmd_mail(struct smtp_session *s, char *args)
 {
 	const struct config *c = server.conf;
@@ -182,13 +219,9 @@ cmd_mail(struct smtp_session *s, char *args)
 		return;
 	}
 	smtp_addr_format(&addr, sender, sizeof(sender));
-	struct smtp_tx *tx = tx_new(s, sender, &mp);
+	tx_new(s, sender, &mp);
 	session_enter(s, SMTP_MAIL);
-	char shown[ADDR_PATH_MAX + 3];
-	snprintf(shown, sizeof(shown), "<%s>", sender);
-	log_info("qid=%s session=%016llx event=mail from=%s size=%llu",
-	    tx->env.id, SID(s), log_q(shown), (unsigned long long)mp.size);
-	session_reply(s, "250 2.1.0 Ok");
+	session_stage(s, SLUICE_ON_MAIL, mail_done);
 }
 
 /*
@@ -229,6 +262,23 @@ rcpt_known(const struct envelope *e, const char *addr)
 }
 
 static void
+rcpt_done(struct smtp_session *s, const struct verdict *v)
+{
+	struct smtp_tx *tx = s->tx;
+	char *rcpt = tx->rcpt;
+
+	tx->rcpt = NULL;
+	if (!session_refuse(s, SLUICE_ON_RCPT, v)) {
+		if (!rcpt_known(&tx->env, rcpt))
+			envelope_add_rcpt(&tx->env, rcpt, tx->rp.orcpt,
+			    tx->rp.notify);
+		session_enter(s, SMTP_RCPT);
+		session_reply(s, "250 2.1.5 Ok");
+	}
+	free(rcpt);
+}
+
+static void
 cmd_rcpt(struct smtp_session *s, char *args)
 {
 	struct smtp_tx *tx = s->tx;
@@ -262,10 +312,9 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		session_client_error(s);
 		return;
 	}
-	if (!rcpt_known(&tx->env, rcpt))
-		envelope_add_rcpt(&tx->env, rcpt, rp.orcpt, rp.notify);
-	session_enter(s, SMTP_RCPT);
-	session_reply(s, "250 2.1.5 Ok");
+	tx->rcpt = xstrdup(rcpt);
+	tx->rp = rp;
+	session_stage(s, SLUICE_ON_RCPT, rcpt_done);
 }
 
 static void

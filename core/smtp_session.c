@@ -27,6 +27,7 @@
 #include "queue.h"
 #include "server.h"
 #include "smtp_session.h"
+#include "filter.h"
 #include "util.h"
 
 #define OUTPUT_HIGH	(256 * 1024)	/* stop reading above this */
@@ -103,15 +104,22 @@ session_client_error(struct smtp_session *s)
 }
 
 void
-session_tx_free(struct smtp_session *s)
+tx_free(struct smtp_tx *tx)
 {
-	struct smtp_tx *tx = s->tx;
-
 	if (tx == NULL)
 		return;
 	qwriter_free(tx->msg);
 	envelope_clear(&tx->env);
+	free(tx->rcpt);
+	if (tx->have_message)
+		message_clear(&tx->message);
 	free(tx);
+}
+
+void
+session_tx_free(struct smtp_session *s)
+{
+	tx_free(s->tx);
 	s->tx = NULL;
 }
 
@@ -195,14 +203,15 @@ session_continue(struct smtp_session *s)
 void
 session_resume(struct smtp_session *s)
 {
-	s->flags &= ~SS_WAITING;
-	s->jobs--;
+	if (--s->jobs == 0)
+		s->flags &= ~SS_WAITING;
 	if (s->flags & SS_DEAD) {
 		if (s->jobs == 0)
 			session_destroy(s);
 		return;
 	}
-	session_continue(s);
+	if (s->jobs == 0)
+		session_continue(s);
 }
 
 static void
@@ -238,10 +247,15 @@ session_destroy(struct smtp_session *s)
 	}
 	if (s->jobs > 0 || (s->flags & SS_INPROC))
 		return;
+	if (smtp_filter_disconnect(s))
+		return;			/* comes back when the stage is done */
 	unlink_session(s);
 	session_tx_free(s);
 	event_free(s->cmd_timer);
 	free(s->helo);
+	free(s->rdns);
+	tags_clear(&s->tags);
+	pipeline_unref(s->pipeline);
 	free(s);
 }
 
@@ -328,7 +342,7 @@ discard_feed(struct smtp_session *s)
 		return 0;
 	evbuffer_drain(in, n);
 	s->discard_left -= n;
-	if (s->discard_left == 0) {
+	if (s->discard_left == 0 && s->discard_reply != NULL) {
 		session_reply(s, "%s", s->discard_reply);
 		s->discard_reply = NULL;
 	}
@@ -462,14 +476,16 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 	w->nsessions++;
 	log_info("session=%016llx event=connect client=%s port=%u listener=%s",
 	    (unsigned long long)s->id, s->addr, s->port, l->name);
-	smtp_greet(s);
+	s->pipeline = pipeline_ref(server.pipeline);
+	smtp_filter_subject_init(s);
+	smtp_filter_connect(s);
 }
 
 /* session_shutdown - the server stops: end sessions that are not busy */
 void
 session_shutdown(struct smtp_session *s)
 {
-	if (s->flags & (SS_CLOSE | SS_DEAD | SS_WAITING))
+	if (s->flags & (SS_CLOSE | SS_DEAD | SS_WAITING) || s->bev == NULL)
 		return;
 	session_reply(s, "421 4.3.2 %s Service shutting down",
 	    server.conf->hostname);
@@ -480,6 +496,7 @@ session_shutdown(struct smtp_session *s)
 void
 session_abort(struct smtp_session *s)
 {
+	s->disconnect_done = 1;		/* no filters at teardown */
 	s->jobs = 0;
 	s->flags &= ~SS_INPROC;
 	session_destroy(s);

@@ -23,11 +23,15 @@
 #include <sys/socket.h>
 
 #include "envelope.h"
+#include "filter.h"
+#include "message.h"
 #include "qid.h"
 #include "smtp_data.h"
 #include "smtp_params.h"
+#include "tags.h"
 
 struct bufferevent;
+struct dns_query;
 struct conf_listener;
 struct event;
 struct qwriter;
@@ -54,8 +58,13 @@ enum session_flags {
 };
 
 struct smtp_tx {
-	struct envelope env;
+	struct envelope env;		/* env.tags: the transaction's tags */
 	struct mail_params mp;
+	struct rcpt_params rp;		/* of the RCPT being filtered */
+	char *rcpt;			/* the RCPT being filtered */
+	struct message message;		/* message stage: what filters see */
+	int have_message;
+	int discard;			/* a filter said discard */
 	struct data_decoder dec;
 	struct qwriter *msg;
 	int bdat;		/* content is coming in BDAT chunks */
@@ -88,7 +97,26 @@ struct smtp_session {
 	struct event *cmd_timer;
 	int cmd_timer_armed;
 	struct smtp_session *prev, *next;	/* worker's list */
+
+	struct pipeline *pipeline;	/* the one current at connect */
+	struct filter_subject subj;	/* what filters see of us */
+	struct tags tags;		/* session tags */
+	char *rdns;			/* reverse DNS name, when looked up */
+	struct dns_query *rdns_query;
+	int disconnect_done;		/* the disconnect stage has run */
 };
+
+/* smtp_filter.c: the stages of a session */
+typedef void (*session_stage_fn)(struct smtp_session *,
+	    const struct verdict *);
+void	smtp_filter_subject_init(struct smtp_session *);
+void	session_stage(struct smtp_session *, enum sluice_stage,
+	    session_stage_fn next);
+void	smtp_filter_connect(struct smtp_session *);
+int	smtp_filter_disconnect(struct smtp_session *);
+/* session_refuse - answer a decisive verdict; 1 if it ended the command */
+int	session_refuse(struct smtp_session *, enum sluice_stage,
+	    const struct verdict *);
 
 /* smtp_session.c */
 void	session_accept(struct worker *, const struct conf_listener *, int fd,
@@ -104,6 +132,7 @@ void	session_resume(struct smtp_session *);
 void	session_shutdown(struct smtp_session *);
 void	session_abort(struct smtp_session *);
 void	session_tx_free(struct smtp_session *);
+void	tx_free(struct smtp_tx *);
 
 /* smtp_cmds.c */
 void	smtp_dispatch(struct smtp_session *, char *line, size_t len);

@@ -22,6 +22,7 @@
 #include "loop.h"
 #include "qmgr.h"
 #include "queue.h"
+#include "filter.h"
 #include "server.h"
 #include "smtp_addr.h"
 #include "smtp_session.h"
@@ -90,14 +91,102 @@ start_content(struct smtp_session *s, enum data_mode mode)
 }
 
 static void commit_start(struct smtp_session *);
+static void queue_stage(struct smtp_session *);
 
-/* end_of_content - the whole message is in: refuse it or commit it */
+/* tx_drop - the transaction ends without a commit */
+static void
+tx_drop(struct smtp_session *s)
+{
+	session_tx_free(s);
+	if (s->state != SMTP_QUIT)
+		session_enter(s, SMTP_READY);
+}
+
+/* discarded - a filter said discard: the client hears "queued" anyway */
+static void
+discarded(struct smtp_session *s, const char *why)
+{
+	log_info("qid=%s session=%016llx event=discarded reason=%s",
+	    s->tx->env.id, SID(s), log_q(why));
+	session_reply(s, "250 2.0.0 Ok: queued as %s", s->tx->env.id);
+	s->messages++;
+	tx_drop(s);
+}
+
+static void
+queue_done(struct smtp_session *s, const struct verdict *v)
+{
+	if (session_refuse(s, SLUICE_ON_QUEUE, v)) {
+		tx_drop(s);
+		return;
+	}
+	if (s->tx->discard) {
+		discarded(s, "filter verdict");
+		return;
+	}
+	commit_start(s);
+}
+
+static void
+queue_stage(struct smtp_session *s)
+{
+	session_stage(s, SLUICE_ON_QUEUE, queue_done);
+}
+
+/*
+ * apply_changes - what message-stage filters changed goes into the
+ * message to be queued; the envelope was changed in place
+ */
+static int
+apply_changes(struct smtp_session *s)
+{
+	struct smtp_tx *tx = s->tx;
+	size_t len;
+	char *data;
+	int rv;
+
+	if (!tx->message.changed)
+		return 0;
+	data = message_render(&tx->message, &len);
+	rv = qwriter_replace(tx->msg, data, len);
+	free(data);
+	return rv;
+}
+
+static void
+message_done(struct smtp_session *s, const struct verdict *v)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (session_refuse(s, SLUICE_ON_MESSAGE, v)) {
+		tx_drop(s);
+		return;
+	}
+	if (tx->discard) {
+		discarded(s, "filter verdict");
+		return;
+	}
+	if (tx->env.nrcpts == 0) {
+		discarded(s, "filters removed every recipient");
+		return;
+	}
+	if (apply_changes(s) == -1) {
+		session_reply(s, "451 4.3.0 Error: queue file write error");
+		tx_drop(s);
+		return;
+	}
+	queue_stage(s);
+}
+
+/* end_of_content - the whole message is in: refuse, filter, commit */
 static void
 end_of_content(struct smtp_session *s)
 {
 	struct smtp_tx *tx = s->tx;
 	const char *reply = data_reply(&tx->dec);
 	int err = qwriter_error(tx->msg);
+	char *data;
+	size_t len;
 
 	if (reply == NULL && err != 0)
 		reply = (err == ENOSPC || err == EDQUOT) ?
@@ -108,11 +197,33 @@ end_of_content(struct smtp_session *s)
 		    "size=%llu reply=%s", tx->env.id, SID(s),
 		    (unsigned long long)tx->dec.size, log_q(reply));
 		session_reply(s, "%s", reply);
-		session_tx_free(s);
-		session_enter(s, SMTP_READY);
+		tx_drop(s);
 		return;
 	}
-	commit_start(s);
+	session_enter(s, SMTP_RCPT);	/* content done, commit pending */
+	if (!pipeline_has(s->pipeline, SLUICE_ON_MESSAGE) &&
+	    !pipeline_has(s->pipeline, SLUICE_ON_QUEUE)) {
+		queue_done(s, &(struct verdict){ .kind = SLUICE_CONTINUE });
+		return;
+	}
+	if (qwriter_read_all(tx->msg, &data, &len) == -1) {
+		session_reply(s, "451 4.3.0 Error: queue file read error");
+		tx_drop(s);
+		return;
+	}
+	message_init(&tx->message, data, len);
+	tx->have_message = 1;
+	session_stage(s, SLUICE_ON_MESSAGE, message_done);
+}
+
+static void
+data_done(struct smtp_session *s, const struct verdict *v)
+{
+	if (session_refuse(s, SLUICE_ON_DATA, v))
+		return;
+	start_content(s, DATA_MODE_DOT);
+	session_enter(s, SMTP_DATA);
+	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 }
 
 void
@@ -141,9 +252,7 @@ smtp_cmd_data(struct smtp_session *s, char *args)
 		session_client_error(s);
 		return;
 	}
-	start_content(s, DATA_MODE_DOT);
-	session_enter(s, SMTP_DATA);
-	session_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	session_stage(s, SLUICE_ON_DATA, data_done);
 }
 
 /* smtp_data_feed - decode buffered DATA input; 1 when something moved */
@@ -206,6 +315,25 @@ bdat_refuse(struct smtp_session *s, uint64_t size, const char *reply)
 	}
 }
 
+/* bdat_first_done - the DATA stage of the first chunk has decided */
+static void
+bdat_first_done(struct smtp_session *s, const struct verdict *v)
+{
+	struct smtp_tx *tx = s->tx;
+
+	if (session_refuse(s, SLUICE_ON_DATA, v)) {
+		s->discard_reply = NULL;	/* replied already: just skip */
+		s->discard_left = tx->bdat_chunk;
+		tx->bdat_chunk = 0;
+		return;
+	}
+	start_content(s, DATA_MODE_RAW);
+	tx->bdat = 1;
+	session_enter(s, SMTP_BDAT);
+	if (tx->bdat_chunk == 0)
+		smtp_bdat_feed(s);
+}
+
 void
 smtp_cmd_bdat(struct smtp_session *s, char *args)
 {
@@ -228,13 +356,12 @@ smtp_cmd_bdat(struct smtp_session *s, char *args)
 		bdat_refuse(s, size, "554 5.5.1 Error: no valid recipients");
 		return;
 	}
-	if (s->state != SMTP_BDAT) {
-		start_content(s, DATA_MODE_RAW);
-		s->tx->bdat = 1;
-		session_enter(s, SMTP_BDAT);
-	}
 	s->tx->bdat_chunk = size;
 	s->tx->bdat_last = last;
+	if (s->state != SMTP_BDAT) {
+		session_stage(s, SLUICE_ON_DATA, bdat_first_done);
+		return;
+	}
 	if (size == 0)
 		smtp_bdat_feed(s);
 }
@@ -284,12 +411,14 @@ commit_done(void *arg)
 	uint64_t ms = mono_msec() - tx->started;
 
 	if (j->rv == 0) {
-		log_info("qid=%s session=%016llx event=queued from=%s nrcpt=%zu "
+		log_info("qid=%s session=%016llx event=%s from=%s nrcpt=%zu "
 		    "size=%llu proto=%s ms=%llu", tx->env.id, SID(s),
+		    tx->env.quarantine ? "quarantined" : "queued",
 		    log_q(tx->env.sender), tx->env.nrcpts,
 		    (unsigned long long)tx->env.size, tx->env.protocol,
 		    (unsigned long long)ms);
-		qmgr_submit(tx->env.id);
+		if (!tx->env.quarantine)
+			qmgr_submit(tx->env.id);
 		session_reply(s, "250 2.0.0 Ok: queued as %s", tx->env.id);
 		s->messages++;
 	} else {
@@ -300,9 +429,7 @@ commit_done(void *arg)
 		    "452 4.3.1 Insufficient system storage" :
 		    "451 4.3.0 Error: queue file write error");
 	}
-	qwriter_free(tx->msg);
-	envelope_clear(&tx->env);
-	free(tx);
+	tx_free(tx);
 	free(j);
 	if (!(s->flags & SS_DEAD))
 		session_enter(s, SMTP_READY);

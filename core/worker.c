@@ -18,6 +18,8 @@
 
 #include "conf.h"
 #include "conn_limits.h"
+#include "dns.h"
+#include "filter.h"
 #include "log.h"
 #include "loop.h"
 #include "server.h"
@@ -118,7 +120,7 @@ on_accept_pause_end(evutil_socket_t fd, short what, void *arg)
 static void
 worker_setup(struct worker *w, unsigned idx)
 {
-	char name[32];
+	char name[32], err[512];
 
 	w->idx = idx;
 	snprintf(name, sizeof(name), "smtp-%u", idx);
@@ -133,6 +135,13 @@ worker_setup(struct worker *w, unsigned idx)
 		    server.listeners[i].fd, EV_READ | EV_PERSIST, on_accept, ctx);
 	}
 	w->accept_pause = evtimer_new(loop_base(w->loop), on_accept_pause_end, w);
+	if ((w->dns = dns_resolver_new(loop_base(w->loop), &server.conf->dns,
+	    err, sizeof(err))) == NULL)
+		log_warnx("event=init worker=%u warning=\"no DNS resolver: %s\"",
+		    idx, err);
+	if (server.pipeline != NULL && pipeline_attach(server.pipeline, w, idx,
+	    err, sizeof(err)) == -1)
+		fatalx("event=init error=%s", log_q(err));
 	accept_enable(w, 1);
 }
 
@@ -210,6 +219,7 @@ workers_exit(void)
 			event_free(w->accept_ev[k]);
 		}
 		event_free(w->accept_pause);
+		dns_resolver_free(w->dns);
 		free(w->accept_ev);
 		free(w->linebuf);
 		loop_free(w->loop);

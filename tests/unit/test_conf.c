@@ -895,7 +895,7 @@ static void
 test_not_supported(void **state)
 {
 	static const char *const	 keys[] = {
-		"routes", "dns", "auth", "pipeline", "metrics", "control",
+		"routes", "auth", "metrics", "control",
 	};
 	static const struct err_case	 c[] = {
 		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
@@ -918,6 +918,122 @@ test_not_supported(void **state)
 		    keys[i]);
 		expect_error(text, want);
 	}
+	RUN_CASES(c);
+}
+
+/* ---- dns ------------------------------------------------------------- */
+
+static void
+assert_server(const struct conf_dns_server *s, const char *addr,
+    unsigned port)
+{
+	unsigned char	 want[16];
+
+	memset(want, 0, sizeof(want));
+	if (inet_pton(AF_INET, addr, want) == 1)
+		assert_int_equal(s->family, AF_INET);
+	else {
+		assert_int_equal(inet_pton(AF_INET6, addr, want), 1);
+		assert_int_equal(s->family, AF_INET6);
+	}
+	assert_memory_equal(s->addr, want, s->family == AF_INET ? 4 : 16);
+	assert_int_equal(s->port, port);
+}
+
+static void
+test_dns(void **state)
+{
+	struct config	*cf;
+
+	(void)state;
+	cf = load_ok(BASE);
+	assert_null(cf->dns.servers);
+	assert_int_equal(cf->dns.nservers, 0);
+	assert_int_equal(cf->dns.timeout, 5);
+	assert_int_equal(cf->dns.attempts, 2);
+	conf_free(cf);
+
+	cf = load_ok(BASE "dns:\n"
+	    "  servers: [\"127.0.0.1:5353\", \"[::1]:53\", 192.0.2.53,\n"
+	    "            \"2001:db8::53\", \"[2001:db8::1]\", 10.0.0.1:65535]\n"
+	    "  timeout: 1m\n"
+	    "  attempts: 10\n");
+	assert_int_equal(cf->dns.nservers, 6);
+	assert_server(&cf->dns.servers[0], "127.0.0.1", 5353);
+	assert_server(&cf->dns.servers[1], "::1", 53);
+	assert_server(&cf->dns.servers[2], "192.0.2.53", 53);
+	assert_server(&cf->dns.servers[3], "2001:db8::53", 53);
+	assert_server(&cf->dns.servers[4], "2001:db8::1", 53);
+	assert_server(&cf->dns.servers[5], "10.0.0.1", 65535);
+	assert_int_equal(cf->dns.timeout, 60);
+	assert_int_equal(cf->dns.attempts, 10);
+	conf_free(cf);
+
+	cf = load_ok(BASE "dns: {servers: [], timeout: 1s, attempts: 1}\n");
+	assert_int_equal(cf->dns.nservers, 0);
+	assert_int_equal(cf->dns.timeout, 1);
+	assert_int_equal(cf->dns.attempts, 1);
+	conf_free(cf);
+}
+
+static void
+test_dns_errors(void **state)
+{
+	static const struct err_case	 c[] = {
+		{ BASE "dns: {servers: [ns.example.test]}\n",
+		    "3:17: invalid server 'ns.example.test' in 'dns.servers': "
+		    "expected an IP address with an optional port, like "
+		    "192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53" },
+		{ BASE "dns: {servers: [\"[192.0.2.1]:53\"]}\n",
+		    "3:17: invalid server '[192.0.2.1]:53' in 'dns.servers': "
+		    "expected an IP address with an optional port, like "
+		    "192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53" },
+		{ BASE "dns: {servers: [\"[::1\"]}\n",
+		    "3:17: invalid server '[::1' in 'dns.servers': "
+		    "expected an IP address with an optional port, like "
+		    "192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53" },
+		{ BASE "dns: {servers: [\":53\"]}\n",
+		    "3:17: invalid server ':53' in 'dns.servers': "
+		    "expected an IP address with an optional port, like "
+		    "192.0.2.53, 192.0.2.53:5353 or [2001:db8::53]:53" },
+		{ BASE "dns:\n  servers:\n    - 127.0.0.1\n"
+		    "    - \"127.0.0.1:99999\"\n",
+		    "6:7: invalid port '99999' in 'dns.servers' entry "
+		    "'127.0.0.1:99999': expected 1 to 65535" },
+		{ BASE "dns: {servers: [\"127.0.0.1:0\"]}\n",
+		    "3:17: invalid port '0' in 'dns.servers' entry "
+		    "'127.0.0.1:0': expected 1 to 65535" },
+		{ BASE "dns: {servers: [\"127.0.0.1:\"]}\n",
+		    "3:17: invalid port '' in 'dns.servers' entry "
+		    "'127.0.0.1:': expected 1 to 65535" },
+		{ BASE "dns: {servers: [\"[::1]:x53\"]}\n",
+		    "3:17: invalid port 'x53' in 'dns.servers' entry "
+		    "'[::1]:x53': expected 1 to 65535" },
+		{ BASE "dns: {servers: 127.0.0.1}\n",
+		    "3:16: expected a list for 'dns.servers', found a scalar" },
+		{ BASE "dns: {servers: [{a: b}]}\n",
+		    "3:17: expected a scalar for 'dns.servers', found a "
+		    "mapping" },
+		{ BASE "dns: {timeout: 0}\n",
+		    "3:16: duration '0' for 'dns.timeout' is out of range: "
+		    "from 1s to 300s" },
+		{ BASE "dns: {timeout: 500ms}\n",
+		    "3:16: invalid duration '500ms' for 'dns.timeout': "
+		    "expected a number of seconds or units like 30s, 5m, 2h, "
+		    "5d, 1w" },
+		{ BASE "dns: {attempts: 0}\n",
+		    "3:17: invalid value '0' for 'dns.attempts': expected an "
+		    "integer from 1 to 10" },
+		{ BASE "dns: {attempts: 11}\n",
+		    "3:17: invalid value '11' for 'dns.attempts': expected an "
+		    "integer from 1 to 10" },
+		{ BASE "dns: {retries: 1}\n",
+		    "3:7: unknown key 'retries' in 'dns'" },
+		{ BASE "dns: [127.0.0.1]\n",
+		    "3:6: expected a mapping for 'dns', found a list" },
+	};
+
+	(void)state;
 	RUN_CASES(c);
 }
 
@@ -1131,6 +1247,8 @@ main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_missing_keys),
 		cmocka_unit_test(test_not_supported),
+		cmocka_unit_test(test_dns),
+		cmocka_unit_test(test_dns_errors),
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_users_file),
 		cmocka_unit_test(test_users_file_errors),

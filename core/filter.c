@@ -1,0 +1,435 @@
+/*
+ * filter.c - pipelines and the chain of one stage (filter.h).
+ *
+ * stage_run() walks the pipeline from a cursor: each filter serving the
+ * stage gets a call; a call that finishes at once lets the walk go on in
+ * the same loop (no recursion however many filters), one that suspends
+ * leaves the walk to be taken up by call_finish() from the loop. A call
+ * that suspends gets a timer; one that outlives its filter's timeout is
+ * aborted and gets the filter's on_error verdict.
+ */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/event.h>
+
+#include "conf.h"
+#include "envelope.h"
+#include "filter.h"
+#include "log.h"
+#include "loop.h"
+#include "server.h"
+#include "util.h"
+
+enum { CALL_RUNNING, CALL_SUSPENDED, CALL_DONE };
+
+struct stage_run {
+	struct pipeline *p;
+	enum sluice_stage stage;
+	struct filter_subject *subj;
+	size_t next;
+	struct sluice_call *call;	/* the current one */
+	stage_done_fn done;
+	void *arg;
+	int walking;			/* inside walk(): no recursion */
+	int call_pending;		/* a call finished while walking */
+};
+
+static const char *const stage_names[SLUICE_NSTAGES] = {
+	"connect", "helo", "auth", "mail", "rcpt", "data", "message",
+	"queue", "deliver", "delivered", "deferred", "bounced", "disconnect",
+};
+
+static const char *const verdict_names[] = {
+	"continue", "accept", "reject", "tempfail", "discard", "quarantine",
+	"disconnect",
+};
+
+const char *
+stage_name(enum sluice_stage s)
+{
+	return (unsigned)s < SLUICE_NSTAGES ? stage_names[s] : "?";
+}
+
+int
+stage_parse(const char *name, enum sluice_stage *s)
+{
+	for (int i = 0; i < SLUICE_NSTAGES; i++)
+		if (strcasecmp(name, stage_names[i]) == 0) {
+			*s = (enum sluice_stage)i;
+			return 0;
+		}
+	return -1;
+}
+
+const char *
+verdict_name(enum sluice_verdict v)
+{
+	return (unsigned)v < nitems(verdict_names) ? verdict_names[v] : "?";
+}
+
+int
+verdict_parse(const char *name, enum sluice_verdict *v)
+{
+	for (size_t i = 0; i < nitems(verdict_names); i++)
+		if (strcasecmp(name, verdict_names[i]) == 0) {
+			*v = (enum sluice_verdict)i;
+			return 0;
+		}
+	return -1;
+}
+
+struct pipeline *
+pipeline_ref(struct pipeline *p)
+{
+	if (p != NULL)
+		atomic_fetch_add((atomic_int *)&p->refs, 1);
+	return p;
+}
+
+void
+pipeline_unref(struct pipeline *p)
+{
+	if (p == NULL || atomic_fetch_sub((atomic_int *)&p->refs, 1) != 1)
+		return;
+	for (size_t f = 0; f < p->n; f++) {
+		struct filter *fl = &p->filters[f];
+		for (unsigned w = 0; w < p->nworkers; w++) {
+			void *inst = p->inst[w * p->n + f];
+			if (inst != NULL && fl->ops->detach != NULL)
+				fl->ops->detach(fl, inst);
+		}
+		if (fl->ops->unload != NULL)
+			fl->ops->unload(fl);
+		free(fl->name);
+	}
+	free(p->inst);
+	free(p->filters);
+	free(p);
+}
+
+int
+pipeline_has(const struct pipeline *p, enum sluice_stage s)
+{
+	return p != NULL && (p->stages & SLUICE_STAGE(s)) != 0;
+}
+
+int
+pipeline_attach(struct pipeline *p, struct worker *w, unsigned idx,
+    char *err, size_t errlen)
+{
+	for (size_t f = 0; f < p->n; f++) {
+		struct filter *fl = &p->filters[f];
+		if (fl->ops->attach == NULL)
+			continue;
+		void *inst = fl->ops->attach(fl, w, err, errlen);
+		if (inst == NULL)
+			return -1;
+		p->inst[idx * p->n + f] = inst;
+	}
+	return 0;
+}
+
+/*
+ * verdict_reply - defaults per verdict and stage; a filter's own code is
+ * used only when it has the verdict's class (5xx reject, 4xx tempfail).
+ */
+static const char *
+default_text(enum sluice_verdict v, enum sluice_stage s)
+{
+	if (v == SLUICE_DISCONNECT)
+		return "Closing connection";
+	if (v == SLUICE_TEMPFAIL)
+		return "Temporarily rejected by policy, try again later";
+	switch (s) {
+	case SLUICE_ON_CONNECT:
+		return "Access denied";
+	case SLUICE_ON_RCPT:
+		return "Recipient address rejected by policy";
+	case SLUICE_ON_MAIL:
+		return "Sender address rejected by policy";
+	case SLUICE_ON_MESSAGE:
+	case SLUICE_ON_QUEUE:
+	case SLUICE_ON_DATA:
+		return "Message rejected by policy";
+	default:
+		return "Rejected by policy";
+	}
+}
+
+static int
+default_code(enum sluice_verdict v, enum sluice_stage s)
+{
+	if (v == SLUICE_DISCONNECT || (v == SLUICE_TEMPFAIL &&
+	    s == SLUICE_ON_CONNECT))
+		return 421;
+	if (v == SLUICE_TEMPFAIL)
+		return (s == SLUICE_ON_RCPT || s == SLUICE_ON_MAIL) ? 450 : 451;
+	return (s == SLUICE_ON_CONNECT || s == SLUICE_ON_DATA ||
+	    s == SLUICE_ON_MESSAGE || s == SLUICE_ON_QUEUE) ? 554 : 550;
+}
+
+static int
+enhanced_ok(const char *e, int cls)
+{
+	unsigned a, b, c;
+	char tail;
+
+	return sscanf(e, "%u.%u.%u%c", &a, &b, &c, &tail) == 3 &&
+	    (int)a == cls && b < 1000 && c < 1000;
+}
+
+void
+verdict_reply(const struct verdict *v, enum sluice_stage s, char *buf,
+    size_t len)
+{
+	int code = default_code(v->kind, s), cls = code / 100;
+	const char *enh = cls == 4 ? "4.7.1" : "5.7.1", *text;
+	char clean[VERDICT_TEXT_LEN];
+
+	if (v->kind == SLUICE_DISCONNECT)
+		enh = "4.7.0";
+	if (v->code / 100 == cls && v->code % 100 < 60 &&
+	    !(s == SLUICE_ON_CONNECT && cls == 4 && v->code != 421))
+		code = v->code;
+	if (v->enhanced[0] != '\0' && enhanced_ok(v->enhanced, cls))
+		enh = v->enhanced;
+	text = v->text[0] ? v->text : default_text(v->kind, s);
+	size_t o = 0;			/* no line breaks or control bytes */
+	for (; *text && o < sizeof(clean) - 1; text++)
+		clean[o++] = ((unsigned char)*text < 32 || *text == 127) ?
+		    ' ' : *text;
+	clean[o] = '\0';
+	snprintf(buf, len, "%d %s %s", code, enh, clean);
+}
+
+void
+call_set_verdict(struct sluice_call *c, enum sluice_verdict kind, int code,
+    const char *enhanced, const char *text)
+{
+	c->verdict.kind = kind;
+	c->verdict.code = code;
+	snprintf(c->verdict.enhanced, sizeof(c->verdict.enhanced), "%s",
+	    enhanced ? enhanced : "");
+	snprintf(c->verdict.text, sizeof(c->verdict.text), "%s",
+	    text ? text : "");
+}
+
+const char *
+call_keep(struct sluice_call *c, char *s)
+{
+	if (c->nstrings == nitems(c->strings)) {
+		free(c->strings[0]);
+		memmove(c->strings, c->strings + 1,
+		    (nitems(c->strings) - 1) * sizeof(char *));
+		c->nstrings--;
+	}
+	c->strings[c->nstrings++] = s;
+	return s;
+}
+
+static void walk(struct stage_run *);
+
+int
+call_active(const struct sluice_call *c)
+{
+	return c->state != CALL_DONE;
+}
+
+void
+call_hold(struct sluice_call *c)
+{
+	c->refs++;
+}
+
+void
+call_release(struct sluice_call *c)
+{
+	if (--c->refs > 0)
+		return;
+	if (c->timer != NULL)
+		event_free(c->timer);
+	for (unsigned i = 0; i < c->nstrings; i++)
+		free(c->strings[i]);
+	free(c);
+}
+
+static const char *
+subject_qid(const struct filter_subject *s)
+{
+	return s->env != NULL ? s->env->id : "-";
+}
+
+static void
+log_call(struct sluice_call *c)
+{
+	uint64_t us = now_usec() - c->started_us;
+
+	if (c->verdict.kind == SLUICE_CONTINUE && !log_debug_enabled())
+		return;
+	log_info("qid=%s session=%016llx event=filter stage=%s filter=%s "
+	    "verdict=%s us=%llu%s%s", subject_qid(c->subj),
+	    (unsigned long long)c->subj->session_id, stage_name(c->stage),
+	    c->filter->name, verdict_name(c->verdict.kind),
+	    (unsigned long long)us, c->verdict.text[0] ? " text=" : "",
+	    c->verdict.text[0] ? log_q(c->verdict.text) : "");
+}
+
+void
+call_finish(struct sluice_call *c)
+{
+	struct stage_run *r = c->run;
+
+	if (c->state == CALL_DONE)
+		return;
+	if (c->timer != NULL)
+		evtimer_del(c->timer);
+	if (c->state == CALL_RUNNING && r->walking) {
+		/* finished inside ops->call(): walk() carries on */
+		c->state = CALL_DONE;
+		r->call_pending = 1;
+		return;
+	}
+	c->state = CALL_DONE;
+	log_call(c);
+	walk(r);
+}
+
+void
+call_fail(struct sluice_call *c, const char *why)
+{
+	log_warnx("qid=%s session=%016llx event=filter-error stage=%s "
+	    "filter=%s action=%s reason=%s", subject_qid(c->subj),
+	    (unsigned long long)c->subj->session_id, stage_name(c->stage),
+	    c->filter->name, verdict_name(c->filter->on_error), log_q(why));
+	call_set_verdict(c, c->filter->on_error, 0, NULL, NULL);
+	call_finish(c);
+}
+
+static void
+on_call_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct sluice_call *c = arg;
+
+	(void)fd;
+	(void)what;
+	if (c->state == CALL_DONE)
+		return;
+	if (c->filter->ops->abort != NULL)
+		c->filter->ops->abort(c);
+	call_fail(c, "timeout");
+}
+
+/*
+ * walk - run calls until one suspends or the chain is decided. The stage
+ * result is the first decisive verdict; accept ends the chain as decided.
+ */
+static struct sluice_call *
+call_new(struct stage_run *r, struct filter *f)
+{
+	struct sluice_call *c = xcalloc(1, sizeof(*c));
+
+	c->run = r;
+	c->filter = f;
+	c->inst = r->p->inst[r->subj->worker->idx * r->p->n +
+	    (size_t)(f - r->p->filters)];
+	c->stage = r->stage;
+	c->subj = r->subj;
+	c->started_us = now_usec();
+	c->state = CALL_RUNNING;
+	c->refs = 1;
+	return c;
+}
+
+static void
+arm_timeout(struct stage_run *r, struct sluice_call *c)
+{
+	struct timeval tv = { c->filter->timeout_s, 0 };
+
+	c->state = CALL_SUSPENDED;
+	c->timer = evtimer_new(loop_base(r->subj->worker->loop),
+	    on_call_timeout, c);
+	evtimer_add(c->timer, &tv);
+}
+
+/* next_filter - the next filter serving the stage, or NULL */
+static struct filter *
+next_filter(struct stage_run *r)
+{
+	while (r->next < r->p->n &&
+	    !(r->p->filters[r->next].stages & SLUICE_STAGE(r->stage)))
+		r->next++;
+	return r->next < r->p->n ? &r->p->filters[r->next++] : NULL;
+}
+
+static void
+finish_run(struct stage_run *r, struct sluice_call *last)
+{
+	struct verdict result;
+	stage_done_fn done = r->done;
+	void *arg = r->arg;
+
+	memset(&result, 0, sizeof(result));
+	if (last != NULL && r->stage != SLUICE_ON_DISCONNECT) {
+		result = last->verdict;
+		result.filter = last->filter->name;
+	}
+	if (last != NULL)
+		call_release(last);
+	pipeline_unref(r->p);
+	free(r);
+	done(arg, &result);
+}
+
+/*
+ * walk - run calls until one suspends or the chain is decided. The stage
+ * result is the first decisive verdict; accept ends the chain as decided.
+ */
+static void
+walk(struct stage_run *r)
+{
+	struct sluice_call *c = r->call;
+	struct filter *f;
+
+	r->walking = 1;
+	for (;;) {
+		if (c != NULL) {		/* the call that just ended */
+			if (r->call_pending)
+				log_call(c);
+			if (r->stage != SLUICE_ON_DISCONNECT &&
+			    c->verdict.kind != SLUICE_CONTINUE)
+				break;
+			call_release(c);
+			c = r->call = NULL;
+		}
+		if ((f = next_filter(r)) == NULL)
+			break;
+		c = r->call = call_new(r, f);
+		r->call_pending = 0;
+		f->ops->call(c);
+		if (!r->call_pending) {		/* suspended: resumes later */
+			arm_timeout(r, c);
+			r->walking = 0;
+			return;
+		}
+	}
+	r->walking = 0;
+	finish_run(r, c);
+}
+
+void
+stage_run(struct pipeline *p, enum sluice_stage stage,
+    struct filter_subject *subj, stage_done_fn done, void *arg)
+{
+	struct stage_run *r = xcalloc(1, sizeof(*r));
+
+	r->p = pipeline_ref(p);
+	r->stage = stage;
+	r->subj = subj;
+	r->done = done;
+	r->arg = arg;
+	walk(r);
+}

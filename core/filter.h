@@ -1,0 +1,172 @@
+/*
+ * filter.h - the filter pipeline: one ordered list of filters (C plugins,
+ * Lua scripts, later milters) called at every stage (design.md sections 2
+ * and 3; stages and verdicts are those of plugins/sluice_plugin.h).
+ *
+ * The caller of a stage describes what the filters may see in a struct
+ * filter_subject (a session, a transaction, a message) and calls
+ * stage_run(). The filters registered for that stage run in pipeline
+ * order; each call finishes at once or later from the loop; the first
+ * decisive verdict (anything but continue) ends the chain. The caller's
+ * done() gets the verdict, possibly before stage_run() returns.
+ * A filter that fails (error, timeout, broken reply) gets its entry's
+ * on_error verdict and a log line with the filter's name and the queue ID.
+ *
+ * A pipeline is built once from the configuration (and again on reload),
+ * with one instance of every filter per worker loop; sessions hold a
+ * reference to the pipeline they started with.
+ * Threads: stage_run() and everything it calls run on the subject's worker
+ * loop; building and releasing pipelines happens on the main thread.
+ */
+#ifndef SLUICE_FILTER_H
+#define SLUICE_FILTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice_plugin.h"
+#include "tags.h"
+
+struct conf_filter;
+struct config;
+struct envelope;
+struct event;
+struct event_base;
+struct message;
+struct mail_params;
+struct rcpt_params;
+struct mime_tree;
+struct worker;
+struct pipeline;
+struct filter;
+
+#define VERDICT_TEXT_LEN	512
+
+struct verdict {
+	enum sluice_verdict kind;
+	int code;			/* 0: the stage's default */
+	char enhanced[16];		/* "" : the stage's default */
+	char text[VERDICT_TEXT_LEN];	/* "" : the stage's default */
+	const char *filter;		/* name of the deciding filter */
+};
+
+
+/* What a stage's filters see; filled and owned by the caller. */
+struct filter_subject {
+	struct worker *worker;
+	uint64_t session_id;
+	const char *listener;
+	const char *client_addr;
+	unsigned client_port;
+	const char *client_rdns;	/* NULL until known */
+	const char *helo;
+	const char *tls_version, *tls_cipher, *auth_user;
+	struct envelope *env;		/* from MAIL on */
+	const struct mail_params *mp;
+	const char *rcpt;		/* rcpt stage: the candidate */
+	const struct rcpt_params *rp;
+	struct message *msg;		/* message and queue stages */
+	struct mime_tree *mime;		/* parsed on demand, owned here */
+	struct tags *session_tags;
+	struct tags *tx_tags;
+	int modifiable;			/* message stage: changes allowed */
+};
+
+/* One hook call (the plugin API's struct sluice_call). */
+struct sluice_call {
+	struct stage_run *run;
+	struct filter *filter;
+	void *inst;			/* the filter's per-worker instance */
+	enum sluice_stage stage;
+	struct filter_subject *subj;
+	struct verdict verdict;
+	int state;			/* CALL_RUNNING, CALL_SUSPENDED, ... */
+	int resumed_early;		/* resume() came before SUSPENDED */
+	struct event *timer;
+	uint64_t started_us;
+	void *data;			/* the filter kind's per-call state */
+	char *strings[8];		/* host-returned strings, freed at end */
+	unsigned nstrings;
+	int refs;			/* the run, plus async work in flight */
+};
+
+/* A kind of filter (plugin, lua, milter). */
+struct filter_ops {
+	const char *kind;
+	/* load - once per pipeline build (main thread) */
+	int (*load)(struct filter *, char *err, size_t errlen);
+	void *(*attach)(struct filter *, struct worker *, char *err,
+	    size_t errlen);
+	void (*detach)(struct filter *, void *inst);
+	void (*unload)(struct filter *);
+	/* call - start; finish with call_finish() now or later */
+	void (*call)(struct sluice_call *);
+	/* abort - the call is abandoned (timeout); release its work */
+	void (*abort)(struct sluice_call *);
+};
+
+struct filter {
+	char *name;
+	const struct filter_ops *ops;
+	const struct conf_filter *conf;
+	unsigned stages;		/* SLUICE_STAGE() bits it serves */
+	enum sluice_verdict on_error;
+	unsigned timeout_s;
+	void *data;			/* kind-specific (plugin, script) */
+};
+
+struct pipeline {
+	struct filter *filters;
+	size_t n;
+	unsigned stages;		/* union of the filters' stages */
+	unsigned nworkers;
+	void **inst;			/* [worker][filter] */
+	int refs;			/* atomic */
+};
+
+typedef void (*stage_done_fn)(void *arg, const struct verdict *);
+
+/* pipeline_build - NULL with a message naming the filter on failure */
+struct pipeline *pipeline_build(const struct config *, unsigned nworkers,
+	    char *err, size_t errlen);
+struct pipeline *pipeline_ref(struct pipeline *);
+void	pipeline_unref(struct pipeline *);
+int	pipeline_has(const struct pipeline *, enum sluice_stage);
+/* pipeline_attach - per-worker instances; main thread, before serving */
+int	pipeline_attach(struct pipeline *, struct worker *, unsigned idx,
+	    char *err, size_t errlen);
+
+void	stage_run(struct pipeline *, enum sluice_stage,
+	    struct filter_subject *, stage_done_fn, void *arg);
+
+/* for filter kinds: the call is over (verdict already set) */
+void	call_finish(struct sluice_call *);
+int	call_active(const struct sluice_call *);	/* not finished/aborted */
+/* call_hold/call_release - keep the call's memory for a late callback */
+void	call_hold(struct sluice_call *);
+void	call_release(struct sluice_call *);
+/* call_fail - the call broke: log why, apply on_error, finish */
+void	call_fail(struct sluice_call *, const char *why);
+void	call_set_verdict(struct sluice_call *, enum sluice_verdict, int code,
+	    const char *enhanced, const char *text);
+const char *call_keep(struct sluice_call *, char *);	/* freed at end */
+
+const char *stage_name(enum sluice_stage);
+int	stage_parse(const char *, enum sluice_stage *);
+const char *verdict_name(enum sluice_verdict);
+int	verdict_parse(const char *, enum sluice_verdict *);
+
+/*
+ * verdict_reply - the SMTP reply for a decisive verdict at a stage:
+ * "550 5.7.1 text"; the filter's code/enhanced/text when they fit the
+ * verdict's class, the stage's defaults otherwise.
+ */
+void	verdict_reply(const struct verdict *, enum sluice_stage, char *buf,
+	    size_t len);
+
+/* the host function table given to C plugins (filter_host.c) */
+extern const struct sluice_host filter_host;
+const char *subject_get(struct filter_subject *, enum sluice_stage,
+	    const char *key, char *buf, size_t len);
+
+#endif

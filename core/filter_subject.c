@@ -1,0 +1,106 @@
+/*
+ * filter_subject.c - the facts filters read by key (the list is in
+ * plugins/sluice_plugin.h), shared by the C plugin host and Lua.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "envelope.h"
+#include "filter.h"
+#include "message.h"
+#include "smtp_params.h"
+
+static const char *const body_names[] = { NULL, "7BIT", "8BITMIME" };
+static const char *const ret_names[] = { NULL, "FULL", "HDRS" };
+
+static const char *
+mail_fact(const struct filter_subject *s, const char *k, char *buf,
+    size_t len)
+{
+	const struct mail_params *mp = s->mp;
+
+	if (mp == NULL)
+		return NULL;
+	if (strcmp(k, "size") == 0) {
+		if (!mp->has_size)
+			return NULL;
+		snprintf(buf, len, "%llu", (unsigned long long)mp->size);
+		return buf;
+	}
+	if (strcmp(k, "body") == 0)
+		return body_names[mp->body];
+	if (strcmp(k, "smtputf8") == 0)
+		return mp->smtputf8 ? "1" : "0";
+	if (strcmp(k, "ret") == 0)
+		return ret_names[mp->ret];
+	if (strcmp(k, "envid") == 0)
+		return mp->envid[0] ? mp->envid : NULL;
+	return NULL;
+}
+
+static const char *
+rcpt_fact(const struct filter_subject *s, const char *k, char *buf,
+    size_t len)
+{
+	const struct rcpt_params *rp = s->rp;
+	static const char *const names[] = {
+	    "NEVER", "SUCCESS", "FAILURE", "DELAY" };
+
+	if (rp == NULL)
+		return NULL;
+	if (strcmp(k, "orcpt") == 0)
+		return rp->orcpt[0] ? rp->orcpt : NULL;
+	if (strcmp(k, "notify") != 0 || rp->notify == 0)
+		return NULL;
+	buf[0] = '\0';
+	for (unsigned i = 0; i < 4; i++)
+		if (rp->notify & (1u << i))
+			snprintf(buf + strlen(buf), len - strlen(buf), "%s%s",
+			    buf[0] ? "," : "", names[i]);
+	return buf;
+}
+
+const char *
+subject_get(struct filter_subject *s, enum sluice_stage stage,
+    const char *key, char *buf, size_t len)
+{
+	if (strcmp(key, "stage") == 0)
+		return stage_name(stage);
+	if (strcmp(key, "session.id") == 0) {
+		snprintf(buf, len, "%016llx", (unsigned long long)s->session_id);
+		return buf;
+	}
+	if (strcmp(key, "listener") == 0)
+		return s->listener;
+	if (strcmp(key, "client.addr") == 0)
+		return s->client_addr;
+	if (strcmp(key, "client.port") == 0) {
+		snprintf(buf, len, "%u", s->client_port);
+		return buf;
+	}
+	if (strcmp(key, "client.rdns") == 0)
+		return s->client_rdns;
+	if (strcmp(key, "helo") == 0)
+		return s->helo;
+	if (strcmp(key, "tls.version") == 0)
+		return s->tls_version;
+	if (strcmp(key, "tls.cipher") == 0)
+		return s->tls_cipher;
+	if (strcmp(key, "auth.user") == 0)
+		return s->auth_user;
+	if (strcmp(key, "qid") == 0)
+		return s->env ? s->env->id : NULL;
+	if (strcmp(key, "sender") == 0)
+		return s->env ? s->env->sender : NULL;
+	if (strncmp(key, "mail.", 5) == 0)
+		return mail_fact(s, key + 5, buf, len);
+	if (strcmp(key, "rcpt") == 0)
+		return s->rcpt;
+	if (strncmp(key, "rcpt.", 5) == 0)
+		return rcpt_fact(s, key + 5, buf, len);
+	if (strcmp(key, "message.size") == 0 && s->msg != NULL) {
+		snprintf(buf, len, "%zu", s->msg->len);
+		return buf;
+	}
+	return NULL;
+}

@@ -1,0 +1,24 @@
+/*
+ * filter_support.h - what the C plugin host and the Lua host share beyond
+ * filter.h: envelope changes, header decoding and DNS for a call.
+ */
+#ifndef SLUICE_FILTER_SUPPORT_H
+#define SLUICE_FILTER_SUPPORT_H
+
+#include "sluice_plugin.h"
+
+struct envelope;
+
+/* envelope changes (message stage): 0, or -1 for a bad address */
+int	filter_env_sender(struct envelope *, const char *addr);
+int	filter_env_rcpt_add(struct envelope *, const char *addr);
+int	filter_env_rcpt_delete(struct envelope *, const char *addr);
+
+/* filter_decode_header - RFC 2047 decoded UTF-8, malloc'ed */
+char	*filter_decode_header(const char *raw);
+
+/* filter_dns_query - the plugin API's dns_query (filter_dns.c) */
+int	filter_dns_query(struct sluice_call *, const char *name,
+	    const char *type, sluice_dns_cb, void *arg);
+
+#endif

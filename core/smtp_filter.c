@@ -1,0 +1,203 @@
+/*
+ * smtp_filter.c - a session's side of the filter pipeline: what filters
+ * see of it (its struct filter_subject), running a stage and going on
+ * with the verdict, and the connect (with reverse DNS) and disconnect
+ * stages.
+ *
+ * A stage with no filter costs nothing: the continuation runs at once.
+ * Otherwise the session waits (input stays buffered) until the chain is
+ * decided, then the continuation replies; several waits may nest (the
+ * message stage leads to the queue commit).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/bufferevent.h>
+
+#include "conf.h"
+#include "dns.h"
+#include "filter.h"
+#include "log.h"
+#include "loop.h"
+#include "server.h"
+#include "smtp_session.h"
+#include "util.h"
+
+#define SID(s)	((unsigned long long)(s)->id)
+
+struct stage_ctx {
+	struct smtp_session *s;
+	session_stage_fn next;
+};
+
+void
+smtp_filter_subject_init(struct smtp_session *s)
+{
+	struct filter_subject *f = &s->subj;
+
+	memset(f, 0, sizeof(*f));
+	f->worker = s->worker;
+	f->session_id = s->id;
+	f->listener = s->listener->name;
+	f->client_addr = s->addr;
+	f->client_port = s->port;
+	f->session_tags = &s->tags;
+}
+
+/* subject_refresh - the subject follows the session's current state */
+static void
+subject_refresh(struct smtp_session *s)
+{
+	struct filter_subject *f = &s->subj;
+	struct smtp_tx *tx = s->tx;
+
+	f->client_rdns = s->rdns;
+	f->helo = s->helo;
+	f->env = tx ? &tx->env : NULL;
+	f->mp = tx ? &tx->mp : NULL;
+	f->rcpt = tx ? tx->rcpt : NULL;
+	f->rp = tx && tx->rcpt ? &tx->rp : NULL;
+	f->msg = tx && tx->have_message ? &tx->message : NULL;
+	f->tx_tags = tx ? &tx->env.tags : NULL;
+}
+
+static void
+stage_done(void *arg, const struct verdict *v)
+{
+	struct stage_ctx *ctx = arg;
+	struct smtp_session *s = ctx->s;
+	session_stage_fn next = ctx->next;
+
+	free(ctx);
+	s->subj.modifiable = 0;
+	if (!(s->flags & SS_DEAD))
+		next(s, v);
+	session_resume(s);
+}
+
+void
+session_stage(struct smtp_session *s, enum sluice_stage st,
+    session_stage_fn next)
+{
+	static const struct verdict cont;
+	struct stage_ctx *ctx;
+
+	if (!pipeline_has(s->pipeline, st)) {
+		next(s, &cont);
+		return;
+	}
+	subject_refresh(s);
+	s->subj.modifiable = (st == SLUICE_ON_MESSAGE);
+	ctx = xmalloc(sizeof(*ctx));
+	ctx->s = s;
+	ctx->next = next;
+	session_wait(s);
+	stage_run(s->pipeline, st, &s->subj, stage_done, ctx);
+}
+
+int
+session_refuse(struct smtp_session *s, enum sluice_stage st,
+    const struct verdict *v)
+{
+	char reply[VERDICT_TEXT_LEN + 32];
+
+	switch (v->kind) {
+	case SLUICE_CONTINUE:
+	case SLUICE_ACCEPT:
+		return 0;
+	case SLUICE_DISCARD:
+	case SLUICE_QUARANTINE:
+		if (s->tx != NULL && v->kind == SLUICE_DISCARD)
+			s->tx->discard = 1;
+		else if (s->tx != NULL)
+			s->tx->env.quarantine = 1;
+		return 0;
+	default:
+		break;
+	}
+	verdict_reply(v, st, reply, sizeof(reply));
+	log_info("qid=%s session=%016llx event=reject stage=%s filter=%s "
+	    "reply=%s", s->tx ? s->tx->env.id : "-", SID(s), stage_name(st),
+	    v->filter ? v->filter : "-", log_q(reply));
+	session_reply(s, "%s", reply);
+	if (v->kind == SLUICE_DISCONNECT || strncmp(reply, "421", 3) == 0)
+		session_close(s, "closed by filter");
+	return 1;
+}
+
+static void
+connect_done(struct smtp_session *s, const struct verdict *v)
+{
+	if (session_refuse(s, SLUICE_ON_CONNECT, v)) {
+		session_close(s, "refused at connect by filter");
+		return;
+	}
+	smtp_greet(s);
+}
+
+static void
+rdns_done(const struct dns_result *r, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	s->rdns_query = NULL;
+	s->rdns = xstrdup(r->status == DNS_OK && r->nrrs > 0 ?
+	    r->rrs[0].text : "unknown");
+	if (!(s->flags & SS_DEAD))
+		session_stage(s, SLUICE_ON_CONNECT, connect_done);
+	session_resume(s);
+}
+
+/*
+ * smtp_filter_connect - with filters, look the client's name up first (the
+ * resolver's timeout bounds the wait), then the connect stage; the banner
+ * comes when they let it.
+ */
+void
+smtp_filter_connect(struct smtp_session *s)
+{
+	char name[128];
+
+	if (s->pipeline == NULL || s->pipeline->n == 0) {
+		smtp_greet(s);
+		return;
+	}
+	if (s->worker->dns == NULL || dns_reverse_name(
+	    (struct sockaddr *)&s->peer, name, sizeof(name)) == -1) {
+		s->rdns = xstrdup("unknown");
+		session_stage(s, SLUICE_ON_CONNECT, connect_done);
+		return;
+	}
+	session_wait(s);
+	s->rdns_query = dns_query(s->worker->dns, name, DNS_PTR, rdns_done, s);
+}
+
+static void
+disconnect_done(void *arg, const struct verdict *v)
+{
+	(void)v;
+	session_resume(arg);
+}
+
+/*
+ * smtp_filter_disconnect - from session_destroy(): 1 when the disconnect
+ * stage started and holds the session; it is destroyed when the stage is
+ * done. At server teardown (session_abort) the stage is skipped.
+ */
+int
+smtp_filter_disconnect(struct smtp_session *s)
+{
+	if (s->rdns_query != NULL) {
+		dns_cancel(s->rdns_query);
+		s->rdns_query = NULL;
+	}
+	if (s->disconnect_done || !pipeline_has(s->pipeline,
+	    SLUICE_ON_DISCONNECT))
+		return 0;
+	s->disconnect_done = 1;
+	subject_refresh(s);
+	session_wait(s);
+	stage_run(s->pipeline, SLUICE_ON_DISCONNECT, &s->subj, disconnect_done,
+	    s);
+	return 1;
+}
