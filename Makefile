@@ -29,7 +29,7 @@ DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-aiosmtpd swaks \
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore -Iconf -Iplugins \
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore -Icore/ctl -Iconf -Iplugins \
 	     -Ilua -DSLUICE_PLUGIN_DIR='"$(abspath $(BUILD)/plugins)"' \
 	     $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS	  += $(PKG_LIBS) -lmagic -ldl -lpthread
@@ -46,12 +46,20 @@ LIB_OBJ	 = $(LIB_SRC:%.c=$(BUILD)/%.o)
 MAIN_OBJ = $(BUILD)/core/main.o
 PLUGIN_SRC = $(wildcard plugins/*.c)
 PLUGINS  = $(PLUGIN_SRC:plugins/%.c=$(BUILD)/plugins/%.so)
+TPLUG_SRC = $(wildcard tests/plugins/*.c)
+TPLUGINS = $(TPLUG_SRC:tests/plugins/%.c=$(BUILD)/tests/plugins/%.so)
 UNIT_SRC = $(wildcard tests/unit/test_*.c)
 UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/sluiced $(PLUGINS)
+CTL_SRC	 = $(wildcard core/ctl/*.c)
+CTL_OBJ	 = $(CTL_SRC:%.c=$(BUILD)/%.o)
+
+all: $(BUILD)/sluiced $(BUILD)/sluicectl $(PLUGINS)
 
 $(BUILD)/sluiced: $(MAIN_OBJ) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/sluicectl: $(CTL_OBJ) $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/%.o: %.c
@@ -60,6 +68,11 @@ $(BUILD)/%.o: %.c
 	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(BUILD)/plugins/%.so: plugins/%.c plugins/sluice_plugin.h
+	@mkdir -p $(dir $@)
+	@echo "  PLUGIN  $<"
+	@$(CC) $(ALL_CFLAGS) -fPIC -shared $(LDFLAGS) -o $@ $<
+
+$(BUILD)/tests/plugins/%.so: tests/plugins/%.c plugins/sluice_plugin.h
 	@mkdir -p $(dir $@)
 	@echo "  PLUGIN  $<"
 	@$(CC) $(ALL_CFLAGS) -fPIC -shared $(LDFLAGS) -o $@ $<
@@ -93,8 +106,11 @@ run: deps-build
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-system: $(BUILD)/sluiced
-	SLUICED=$(abspath $(BUILD)/sluiced) $(PY) -m pytest -q tests/system
+system: $(BUILD)/sluiced $(PLUGINS) $(TPLUGINS)
+	SLUICED=$(abspath $(BUILD)/sluiced) \
+	SLUICE_PLUGINS=$(abspath $(BUILD)/plugins) \
+	SLUICE_TEST_PLUGINS=$(abspath $(BUILD)/tests/plugins) \
+	    $(PY) -m pytest -q tests/system
 
 test: deps-test
 	$(MAKE) all unit

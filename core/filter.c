@@ -263,11 +263,15 @@ subject_qid(const struct filter_subject *s)
 	return s->env != NULL ? s->env->id : "-";
 }
 
+filter_trace_fn filter_trace;
+
 static void
 log_call(struct sluice_call *c)
 {
 	uint64_t us = now_usec() - c->started_us;
 
+	if (filter_trace != NULL)
+		filter_trace(c, us);
 	if (c->verdict.kind == SLUICE_CONTINUE && !log_debug_enabled())
 		return;
 	log_info("qid=%s session=%016llx event=filter stage=%s filter=%s "

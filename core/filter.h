@@ -164,6 +164,10 @@ int	verdict_parse(const char *, enum sluice_verdict *);
 void	verdict_reply(const struct verdict *, enum sluice_stage, char *buf,
 	    size_t len);
 
+/* filter_trace - when set, told of every finished call (the replay tool) */
+typedef void (*filter_trace_fn)(const struct sluice_call *, uint64_t us);
+extern filter_trace_fn filter_trace;
+
 /* the host function table given to C plugins (filter_host.c) */
 extern const struct sluice_host filter_host;
 const char *subject_get(struct filter_subject *, enum sluice_stage,

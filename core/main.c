@@ -7,7 +7,8 @@
  *
  * Signals are blocked in every thread and taken here with sigwait():
  * SIGTERM/SIGINT stop gracefully (no new sessions, idle sessions get 421,
- * commits in flight finish and are answered, running deliveries finish).
+ * commits in flight finish and are answered, running deliveries finish);
+ * SIGHUP reloads the configuration and the filters (reload.c).
  */
 #include <errno.h>
 #include <grp.h>
@@ -153,6 +154,7 @@ stop(void)
 	qmgr_free();
 	loop_free(server.qmgr);
 	mailbox_table_free(server.mailboxes);
+	reload_free();
 	queue_close();
 	dirsync_path_clear();
 	free(server.listeners);
@@ -173,8 +175,7 @@ wait_for_signals(void)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			log_info("event=sighup note=\"reload is not "
-			    "implemented yet; restart to apply changes\"");
+			server_reload();
 			continue;
 		}
 		log_info("event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");

@@ -8,9 +8,10 @@
  * Parameters go to g_mime_param_list_parse(), which joins RFC 2231
  * continuations, converts their charset to UTF-8 and decodes the RFC 2047
  * words some mailers put in quoted names. GMime stops at the first
- * malformed parameter, so the list is first cut at semicolons (outside
- * quotes) and only the well-formed pieces are parsed: "attachment; junk;
- * filename=evil.exe" still names evil.exe.
+ * malformed parameter, so pieces it rejects are dropped and the rest
+ * parsed again: "attachment; junk; filename=evil.exe" still names
+ * evil.exe. At most MIME_PARAMS_MAX parameters per field are read (GMime
+ * needs ~17 ms for 7,000 of them).
  * Every string leaving this file is valid UTF-8 (bad bytes become U+FFFD);
  * NUL bytes in header values are dropped.
  */
@@ -183,40 +184,74 @@ next_semicolon(const char *s)
 }
 
 static int
-param_ok(const char *s, size_t n)
+param_count(const char *s, size_t n)
 {
 	char *one = xstrndup(s, n);
 	GMimeParamList *l = g_mime_param_list_parse(NULL, one);
-	int ok = l != NULL && g_mime_param_list_length(l) > 0;
+	int k = l != NULL ? g_mime_param_list_length(l) : 0;
 
 	if (l != NULL)
 		g_object_unref(l);
 	free(one);
-	return ok;
+	return k;
 }
 
-/* param_list - parse the parameters after the first ';' of v, dropping
- * malformed pieces; *bad is set if any was dropped */
-static GMimeParamList *
-param_list(const char *v, int *bad)
+/* split_params - the non-empty ';'-separated pieces after the first ';' */
+static size_t
+split_params(const char *v, const char **seg, size_t *len, int *cut)
 {
 	const char *p = next_semicolon(v), *q;
-	GString *good = g_string_new(NULL);
-	GMimeParamList *l;
+	size_t n = 0;
 
-	while (p != NULL) {
+	for (; p != NULL; p = q) {
 		p++;
 		q = next_semicolon(p);
-		size_t n = q ? (size_t)(q - p) : strlen(p);
-		if (param_ok(p, n)) {
-			g_string_append_len(good, p, (gssize)n);
-			g_string_append_c(good, ';');
-		} else if (*skip_cfws(p) != '\0' && *skip_cfws(p) != ';')
-			*bad = 1;
-		p = q;
+		if (*skip_cfws(p) == '\0' || *skip_cfws(p) == ';')
+			continue;
+		if (n == MIME_PARAMS_MAX) {
+			*cut = 1;
+			break;
+		}
+		seg[n] = p;
+		len[n++] = q ? (size_t)(q - p) : strlen(p);
 	}
-	l = g_mime_param_list_parse(NULL, good->str);
-	g_string_free(good, TRUE);
+	return n;
+}
+
+/*
+ * param_list - the parameters after the first ';' of v (at most
+ * MIME_PARAMS_MAX). If GMime finds fewer parameters than pieces, the
+ * pieces it rejects alone are left out and the rest parsed again; *bad
+ * tells that happened, *cut that pieces were over the cap.
+ */
+static GMimeParamList *
+param_list(const char *v, int *bad, int *cut)
+{
+	const char *seg[MIME_PARAMS_MAX];
+	size_t len[MIME_PARAMS_MAX], n;
+	GString *s = g_string_new(NULL);
+	GMimeParamList *l;
+
+	n = split_params(v, seg, len, cut);
+	for (size_t i = 0; i < n; i++) {
+		g_string_append_len(s, seg[i], (gssize)len[i]);
+		g_string_append_c(s, ';');
+	}
+	l = g_mime_param_list_parse(NULL, s->str);
+	if (l != NULL && (size_t)g_mime_param_list_length(l) < n) {
+		g_object_unref(l);
+		g_string_truncate(s, 0);
+		for (size_t i = 0; i < n; i++) {
+			if (param_count(seg[i], len[i]) == 0) {
+				*bad = 1;
+				continue;
+			}
+			g_string_append_len(s, seg[i], (gssize)len[i]);
+			g_string_append_c(s, ';');
+		}
+		l = g_mime_param_list_parse(NULL, s->str);
+	}
+	g_string_free(s, TRUE);
 	return l;
 }
 
@@ -258,7 +293,7 @@ content_type(struct mime_ctx *c, struct mime_part *p, const char *raw,
 		p->content_type = xstrdup(digest ? "message/rfc822" :
 		    "text/plain");
 	if (v != NULL)
-		l = param_list(v, &bad);
+		l = param_list(v, &bad, &f->cut);
 	if (bad)
 		mime_problem(c, (int)p->index, "malformed Content-Type"
 		    " parameters skipped");
@@ -298,7 +333,7 @@ disposition(struct mime_ctx *c, struct mime_part *p, const char *raw,
 			mime_problem(c, (int)p->index, "unknown disposition"
 			    " taken as attachment");
 	}
-	l = param_list(v, &bad);
+	l = param_list(v, &bad, &f->cut);
 	if (bad)
 		mime_problem(c, (int)p->index, "malformed Content-Disposition"
 		    " parameters skipped");

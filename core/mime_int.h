@@ -17,6 +17,7 @@
 #define MIME_SNIFF_MAX		(64 * 1024)	/* bytes given to libmagic */
 #define MIME_SNIFF_TEXT		1024		/* ... if they look like text */
 #define MIME_HEADER_MAX		(64 * 1024)	/* Content-* header bytes parsed */
+#define MIME_PARAMS_MAX		64		/* parameters read per field */
 #define MIME_PROBLEMS_MAX	2048		/* length of tree->problems */
 
 enum mime_cte {
@@ -55,7 +56,8 @@ struct mime_fields {
 	enum mime_cte cte;
 	char *boundary;			/* multipart boundary, malloc'ed, or NULL */
 	int is_message;			/* message/rfc822, message/global ... */
-	int cut;			/* a header was longer than MIME_HEADER_MAX */
+	int cut;			/* a header over MIME_HEADER_MAX or
+					   MIME_PARAMS_MAX: cut */
 };
 
 /* mime.c */

@@ -9,6 +9,7 @@
 #define SLUICE_SERVER_H
 
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct config;
@@ -31,6 +32,7 @@ struct worker {
 	struct event **accept_ev;	/* one per listen socket */
 	struct event *accept_pause;	/* re-enables accept after EMFILE */
 	char *linebuf;			/* one command line, max length + 1 */
+	size_t linecap;
 	struct smtp_session *sessions;	/* all sessions of this worker */
 	unsigned nsessions;
 	int stopping;
@@ -53,6 +55,11 @@ struct server {
 };
 
 extern struct server server;
+
+/* reload.c */
+int	server_reload(void);		/* SIGHUP; main thread */
+void	reload_free(void);
+struct pipeline *pipeline_current(void);	/* referenced; any thread */
 
 /* worker.c */
 void	workers_start(void);

@@ -23,6 +23,7 @@
 #include "conf.h"
 #include "conn_limits.h"
 #include "log.h"
+#include "mime.h"
 #include "loop.h"
 #include "queue.h"
 #include "server.h"
@@ -121,6 +122,8 @@ session_tx_free(struct smtp_session *s)
 {
 	tx_free(s->tx);
 	s->tx = NULL;
+	mime_tree_free(s->subj.mime);	/* parsed for this transaction's filters */
+	s->subj.mime = NULL;
 }
 
 static void
@@ -297,7 +300,7 @@ read_command(struct smtp_session *s)
 
 	if (avail == 0)
 		return 0;
-	max = server.conf->limits.command_line_length;
+	max = s->worker->linecap - 1;	/* the buffer fixed at start */
 	eol = evbuffer_search_eol(in, NULL, &eol_len, EVBUFFER_EOL_LF);
 	if (eol.pos == -1) {
 		if (avail >= max) {
@@ -476,7 +479,7 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 	w->nsessions++;
 	log_info("session=%016llx event=connect client=%s port=%u listener=%s",
 	    (unsigned long long)s->id, s->addr, s->port, l->name);
-	s->pipeline = pipeline_ref(server.pipeline);
+	s->pipeline = pipeline_current();
 	smtp_filter_subject_init(s);
 	smtp_filter_connect(s);
 }

@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "iopool.h"
 #include "log.h"
+#include "mime.h"
 #include "loop.h"
 #include "qmgr.h"
 #include "queue.h"
@@ -444,6 +445,8 @@ commit_start(struct smtp_session *s)
 	j->session = s;
 	j->tx = s->tx;
 	s->tx = NULL;			/* the job owns it now */
+	mime_tree_free(s->subj.mime);
+	s->subj.mime = NULL;
 	j->tx->env.arrival = now_usec();
 	j->tx->env.size = qwriter_size(j->tx->msg);
 	j->tx->env.helo = xstrdup(s->helo);

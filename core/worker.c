@@ -125,7 +125,8 @@ worker_setup(struct worker *w, unsigned idx)
 	w->idx = idx;
 	snprintf(name, sizeof(name), "smtp-%u", idx);
 	w->loop = loop_new(name);
-	w->linebuf = xmalloc(server.conf->limits.command_line_length + 1);
+	w->linecap = server.conf->limits.command_line_length + 1;
+	w->linebuf = xmalloc(w->linecap);
 	w->accept_ev = xcalloc(server.nlisteners, sizeof(*w->accept_ev));
 	for (unsigned i = 0; i < server.nlisteners; i++) {
 		struct accept_ctx *ctx = xmalloc(sizeof(*ctx));

@@ -1207,6 +1207,8 @@ test_random_mutations(void **state)
 
 struct job {
 	const char *msg;
+	const char *filename;		/* part to look at */
+	const char *member;		/* its archive member, or NULL: an exe */
 	int ok;
 };
 
@@ -1216,11 +1218,14 @@ worker(void *arg)
 	struct job *j = arg;
 
 	j->ok = 1;
-	for (int i = 0; i < 50; i++) {
+	for (int i = 0; i < 40; i++) {
 		struct mime_tree *t = mime_parse(j->msg, strlen(j->msg), NULL);
-		const struct mime_part *p = find(t, "report.pdf");
+		const struct mime_part *p = find(t, j->filename);
 
-		if (p == NULL || !is_exe_type(p->sniffed_type))
+		if (p == NULL)
+			j->ok = 0;
+		else if (j->member ? !has_member(p, j->member) :
+		    !is_exe_type(p->sniffed_type))
 			j->ok = 0;
 		mime_tree_free(t);
 	}
@@ -1230,15 +1235,23 @@ worker(void *arg)
 static void
 test_threads(void **state)
 {
-	unsigned char exe[1024];
+	unsigned char exe[1024], *tgz;
+	struct member m[1];
 	pthread_t th[4];
 	struct job jobs[4];
-	char *msg;
+	char *msgs[2];
+	size_t len;
 
 	pe_image(exe, sizeof(exe));
-	msg = attach("report.pdf", "application/pdf", exe, sizeof(exe));
+	m[0] = (struct member){ "a/setup.exe", exe, sizeof(exe) };
+	tgz = make_archive("ustar", "gzip", NULL, m, 1, &len);
+	msgs[0] = attach("=?iso-8859-1?Q?caf=E9.pdf?=", "application/pdf",
+	    exe, sizeof(exe));
+	msgs[1] = attach("x.tgz", "application/x-gtar", tgz, len);
 	for (int i = 0; i < 4; i++) {
-		jobs[i].msg = msg;
+		jobs[i].msg = msgs[i % 2];
+		jobs[i].filename = i % 2 ? "x.tgz" : "caf\xc3\xa9.pdf";
+		jobs[i].member = i % 2 ? "a/setup.exe" : NULL;
 		assert_int_equal(pthread_create(&th[i], NULL, worker,
 		    &jobs[i]), 0);
 	}
@@ -1246,7 +1259,9 @@ test_threads(void **state)
 		assert_int_equal(pthread_join(th[i], NULL), 0);
 		assert_true(jobs[i].ok);
 	}
-	free(msg);
+	free(msgs[0]);
+	free(msgs[1]);
+	free(tgz);
 }
 
 int

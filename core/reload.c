@@ -1,0 +1,132 @@
+/*
+ * reload.c - SIGHUP: read the configuration again, build the pipeline
+ * again (Lua scripts re-read and compiled, plugins reloaded), and switch
+ * to them without dropping a session: sessions keep the pipeline they
+ * started with, new ones get the new one.
+ *
+ * Anything wrong (a YAML error, a Lua syntax error, a plugin that does not
+ * load) refuses the whole reload with one log line; the old configuration
+ * keeps running. Settings bound at start (listeners, spool, workers, user,
+ * log target, command_line_length) are reported and keep their old values
+ * until a restart. Replaced configurations and mailbox tables are kept
+ * until exit: other threads may still hold pointers into them, and they
+ * cost a few kilobytes per reload.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "conn_limits.h"
+#include "filter.h"
+#include "log.h"
+#include "mailbox.h"
+#include "server.h"
+#include "util.h"
+
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+
+struct retired {
+	struct config *conf;
+	struct mailbox_table *mailboxes;
+	struct retired *next;
+};
+static struct retired *retired;
+
+struct pipeline *
+pipeline_current(void)
+{
+	struct pipeline *p;
+
+	pthread_mutex_lock(&mu);
+	p = pipeline_ref(server.pipeline);
+	pthread_mutex_unlock(&mu);
+	return p;
+}
+
+static int
+listeners_same(const struct config *a, const struct config *b)
+{
+	if (a->nlisteners != b->nlisteners)
+		return 0;
+	for (size_t i = 0; i < a->nlisteners; i++)
+		if (strcmp(a->listeners[i].address, b->listeners[i].address) ||
+		    a->listeners[i].port != b->listeners[i].port ||
+		    strcmp(a->listeners[i].name, b->listeners[i].name))
+			return 0;
+	return 1;
+}
+
+/* keep_bound - settings that only a restart can change keep their values */
+static void
+keep_bound(struct config *nc, const struct config *oc)
+{
+	if (!listeners_same(nc, oc))
+		log_warnx("event=reload warning=\"listeners changed: restart to "
+		    "apply; the old listeners stay\"");
+	if (strcmp(nc->spool, oc->spool) != 0)
+		log_warnx("event=reload warning=\"spool changed: restart to "
+		    "apply\"");
+	if (nc->workers != oc->workers || nc->limits.command_line_length !=
+	    oc->limits.command_line_length)
+		log_warnx("event=reload warning=\"workers or "
+		    "command_line_length changed: restart to apply\"");
+	nc->limits.command_line_length = oc->limits.command_line_length;
+}
+
+int
+server_reload(void)
+{
+	struct config *nc;
+	struct pipeline *np, *op;
+	struct mailbox_table *mb;
+	char err[1024];
+
+	if ((nc = conf_load(server.conf->path, err, sizeof(err))) == NULL) {
+		log_warnx("event=reload status=refused error=%s", log_q(err));
+		return -1;
+	}
+	if ((np = pipeline_build(nc, server.nworkers, err, sizeof(err))) == NULL)
+		goto refuse;
+	for (unsigned i = 0; i < server.nworkers; i++)
+		if (pipeline_attach(np, &server.workers[i], i, err,
+		    sizeof(err)) == -1) {
+			pipeline_unref(np);
+			goto refuse;
+		}
+	keep_bound(nc, server.conf);
+	mb = mailbox_table_new(nc);
+	struct retired *r = xcalloc(1, sizeof(*r));
+
+	pthread_mutex_lock(&mu);
+	op = server.pipeline;
+	r->conf = server.conf;
+	r->mailboxes = server.mailboxes;
+	r->next = retired;
+	retired = r;
+	server.pipeline = np;
+	__atomic_store_n(&server.mailboxes, mb, __ATOMIC_RELEASE);
+	__atomic_store_n(&server.conf, nc, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&mu);
+	conn_limits_init(nc->limits.sessions, nc->limits.per_ip_sessions);
+	pipeline_unref(op);
+	log_info("event=reload status=ok filters=%zu", np->n);
+	return 0;
+refuse:
+	log_warnx("event=reload status=refused error=%s", log_q(err));
+	conf_free(nc);
+	return -1;
+}
+
+/* reload_free - at exit: the configurations that were replaced */
+void
+reload_free(void)
+{
+	while (retired != NULL) {
+		struct retired *r = retired;
+		retired = r->next;
+		mailbox_table_free(r->mailboxes);
+		conf_free(r->conf);
+		free(r);
+	}
+}
