@@ -139,6 +139,8 @@ clamp_limits(struct mime_limits *l, const struct mime_limits *in)
 		mime_limits_default(l);
 	if (l->max_depth > MIME_DEPTH_CAP)
 		l->max_depth = MIME_DEPTH_CAP;
+	if (l->max_archive_depth > MIME_ARCHIVE_DEPTH_CAP)
+		l->max_archive_depth = MIME_ARCHIVE_DEPTH_CAP;
 	if (l->max_parts == 0)
 		l->max_parts = 1;
 }

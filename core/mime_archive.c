@@ -30,9 +30,6 @@
 #include "mime_int.h"
 #include "util.h"
 
-#define HEAD_LEN	512		/* bytes read to spot a nested archive */
-#define NEST_CHUNK	65536		/* first allocation for a nested one */
-
 struct lister {
 	struct mime_ctx *c;
 	struct mime_part *p;
@@ -165,32 +162,24 @@ charge(struct lister *L, size_t n)
 	return 1;
 }
 
-/* read_some - up to cap bytes of entry data into buf; -1 on error */
-static ssize_t
-read_some(struct lister *L, struct archive *a, unsigned char *buf,
-    size_t cap)
+/*
+ * next_block - the next block of entry data as libarchive decoded it (up
+ * to 256 KiB for a deflated zip entry), charged whole to the budget; 0 at
+ * the end of the entry, on error, or once a limit is reached.
+ */
+static size_t
+next_block(struct lister *L, struct archive *a, const void **p)
 {
-	size_t got = 0;
-	la_ssize_t r;
+	size_t size = 0;
+	la_int64_t off;
+	int r;
 
-	while (got < cap && !L->stop) {
-		if ((r = archive_read_data(a, buf + got, cap - got)) < 0)
-			return got > 0 ? (ssize_t)got : -1;
-		if (r == 0 || !charge(L, (size_t)r))
-			break;
-		got += (size_t)r;
-	}
-	return (ssize_t)got;
-}
-
-static void
-drain(struct lister *L, struct archive *a)
-{
-	unsigned char buf[16384];
-
-	while (!L->stop && read_some(L, a, buf, sizeof(buf)) ==
-	    (ssize_t)sizeof(buf))
-		;
+	if (L->stop)
+		return 0;
+	r = archive_read_data_block(a, p, &size, &off);
+	if ((r != ARCHIVE_OK && r != ARCHIVE_WARN) || size == 0)
+		return 0;
+	return charge(L, size) ? size : 0;
 }
 
 /* cheap_skip - can libarchive skip this entry without decompressing? */
@@ -213,51 +202,34 @@ cheap_skip(struct archive *a, struct archive_entry *e)
 	}
 }
 
-/* read_all - the rest of the entry after head, up to max_part_decoded */
-static unsigned char *
-read_all(struct lister *L, struct archive *a, unsigned char *head,
-    size_t *n)
-{
-	size_t cap = L->c->lim.max_part_decoded, alloc = NEST_CHUNK;
-	unsigned char *buf;
-	ssize_t r;
-
-	if (cap < *n)
-		cap = *n;
-	if (alloc > cap)
-		alloc = cap;
-	if (alloc < *n)
-		alloc = *n;
-	buf = xmalloc(alloc);
-	memcpy(buf, head, *n);
-	for (;;) {
-		if (*n == alloc && alloc < cap) {
-			alloc = alloc > cap / 2 ? cap : alloc * 2;
-			buf = xrealloc(buf, alloc);
-		}
-		if (*n == alloc || L->stop ||
-		    (r = read_some(L, a, buf + *n, alloc - *n)) <= 0)
-			break;
-		*n += (size_t)r;
-	}
-	if (*n == cap && !L->stop && archive_read_data(a, head, 1) > 0) {
-		L->p->archive_truncated = 1;
-		mime_limit_hit(L->c, (int)L->p->index, "nested archive cut at"
-		    " max_part_decoded");
-	}
-	return buf;
-}
-
-/* nested - read the whole entry (head already read) and list it */
+/* nested - the whole entry (its first block given) listed as an archive */
 static void
-nested(struct lister *L, struct archive *a, unsigned char *head,
-    size_t n, const char *name, unsigned depth)
+nested(struct lister *L, struct archive *a, const void *blk, size_t n,
+    const char *name, unsigned depth)
 {
-	unsigned char *buf = read_all(L, a, head, &n);
+	size_t cap = L->c->lim.max_part_decoded, len = 0, alloc = 0, take;
+	unsigned char *buf = NULL;
 	char *prefix;
 
+	do {
+		take = n < cap - len ? n : cap - len;
+		if (len + take > alloc) {
+			alloc = alloc * 2 > len + take ? alloc * 2 : len + take;
+			alloc = alloc < cap ? alloc : cap;
+			buf = xrealloc(buf, alloc);
+		}
+		memcpy(buf + len, blk, take);
+		len += take;
+		if (take < n) {
+			L->p->archive_truncated = 1;
+			mime_limit_hit(L->c, (int)L->p->index, "nested archive"
+			    " cut at max_part_decoded");
+			break;
+		}
+	} while ((n = next_block(L, a, &blk)) > 0);
 	xasprintf(&prefix, "%s/", name);
-	list(L, buf, n, prefix, name, depth + 1);
+	if (len > 0)
+		list(L, buf, len, prefix, name, depth + 1);
 	free(prefix);
 	free(buf);
 }
@@ -267,19 +239,21 @@ static void
 entry_data(struct lister *L, struct archive *a, struct archive_entry *e,
     const char *name, unsigned depth)
 {
-	unsigned char head[HEAD_LEN];
-	ssize_t n;
+	int nest = depth < L->c->lim.max_archive_depth;
+	const void *blk;
+	size_t n;
 
-	if (depth < L->c->lim.max_archive_depth) {
-		if ((n = read_some(L, a, head, sizeof(head))) <= 0 || L->stop)
-			return;
-		if (archive_magic(head, (size_t)n) || name_says_archive(name)) {
-			nested(L, a, head, (size_t)n, name, depth);
-			return;
-		}
+	if (!nest && cheap_skip(a, e))
+		return;
+	if ((n = next_block(L, a, &blk)) == 0)
+		return;
+	if (nest && (archive_magic(blk, n) || name_says_archive(name))) {
+		nested(L, a, blk, n, name, depth);
+		return;
 	}
 	if (!cheap_skip(a, e))
-		drain(L, a);
+		while (next_block(L, a, &blk) > 0)
+			;
 }
 
 static void
@@ -297,11 +271,15 @@ entry_name(struct archive_entry *e, const char *prefix, const char *alt)
 {
 	const char *s = alt;
 	char *clean, *full;
+	size_t pn = strlen(prefix), cn;
 
 	if (s == NULL && (s = archive_entry_pathname_utf8(e)) == NULL)
 		s = archive_entry_pathname(e);
 	clean = mime_utf8_clean(s ? s : "", s ? strlen(s) : 0);
-	xasprintf(&full, "%s%s", prefix, clean);
+	cn = strlen(clean);
+	full = xmalloc(pn + cn + 1);
+	memcpy(full, prefix, pn);
+	memcpy(full + pn, clean, cn + 1);
 	free(clean);
 	return full;
 }

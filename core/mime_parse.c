@@ -124,7 +124,7 @@ scan(const struct mime_ctx *c, const char *p)
 	return at_end(c);
 }
 
-/* content_end - the line break before a delimiter belongs to it */
+/* content_len - up to the delimiter, whose line break belongs to it */
 static size_t
 content_len(const char *body, struct stop s)
 {
@@ -252,7 +252,8 @@ header_problems(struct mime_ctx *c, int idx, const struct hdrs *h,
 		mime_problem(c, idx, "%d malformed header lines skipped",
 		    h->bad);
 	if (f->cut)
-		mime_limit_hit(c, idx, "Content-* header too long, cut");
+		mime_limit_hit(c, idx, "Content-* header too long or with too"
+		    " many parameters, cut");
 	if (h->stop.level >= 0)
 		mime_problem(c, idx, "header section ended by a boundary");
 }

@@ -77,6 +77,8 @@ local DEFAULT_TYPES = {
 
 -- why an extension is dangerous, for the reply text
 local CATEGORY = {
+	executable = { "exe", "com", "scr", "pif", "cpl", "dll", "sys", "drv",
+	    "ocx", "msc", "jar", "chm", "hlp" },
 	script = { "bat", "cmd", "js", "jse", "vbs", "vbe", "vb", "wsf", "wsh",
 	    "wsc", "ws", "sct", "hta", "ps1", "ps1xml", "ps2", "ps2xml", "psc1",
 	    "psc2", "psm1", "psd1", "sh", "command", "reg", "inf", "scf" },
@@ -106,9 +108,10 @@ local function set_of(list, lower)
 			if lower then v = v:lower() end
 			s[(v:gsub("^%.", ""))] = true
 		end
-	elseif list ~= nil then
-		v = str(list)
-		s[(lower and v:lower() or v):gsub("^%.", "")] = true
+	elseif list ~= nil then		-- a single word instead of a list
+		local v = str(list)
+		if lower then v = v:lower() end
+		s[(v:gsub("^%.", ""))] = true
 	end
 	return s
 end
@@ -148,7 +151,8 @@ end
 -- trailing dots and blanks, so "evil.exe. " is evil.exe.
 local function extension(name)
 	local base = basename(name):gsub("[%s%.]+$", "")
-	return base:match("%.([^%.]+)$") and base:match("%.([^%.]+)$"):lower()
+	local ext = base:match("%.([^%.]+)$")
+	return ext and ext:lower()
 end
 
 -- shown: a name safe for an SMTP reply line: printable ASCII only, short
@@ -168,9 +172,7 @@ local function shown(name)
 end
 
 local function ext_reason(ext)
-	return CATEGORY_OF[ext] or (ext == "exe" or ext == "com" or ext == "scr"
-	    or ext == "pif" or ext == "cpl" or ext == "dll") and "executable"
-	    or CATEGORY_OF[ext] or "." .. ext .. " files are blocked"
+	return CATEGORY_OF[ext] or ("." .. ext .. " files are blocked")
 end
 
 -- check_part: nil, or the reason the part is not allowed
