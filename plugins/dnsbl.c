@@ -473,8 +473,14 @@ judge(struct dnsbl *d, struct sluice_call *c, enum sluice_stage stage,
 	}
 	if (!d->has_reject || score < d->reject_score || stage != d->stage)
 		return;
-	snprintf(text, sizeof(text), "Service unavailable; client [%s] "
-	    "blocked using %s", addr, listed);
+	size_t o = (size_t)snprintf(text, sizeof(text), "Service unavailable; "
+	    "client [%s] blocked using ", addr);
+	for (const char *z = listed; *z && o + 3 < sizeof(text); z++) {
+		text[o++] = *z;			/* "a,b" -> "a, b" */
+		if (*z == ',')
+			text[o++] = ' ';
+	}
+	text[o] = '\0';
 	h->verdict(c, SLUICE_REJECT, stage == SLUICE_ON_CONNECT ? 554 : 550,
 	    "5.7.1", text);
 }
