@@ -24,34 +24,6 @@
 #include "mime_int.h"
 #include "util.h"
 
-/* utf8_seq - length of the well-formed UTF-8 sequence at s, 0 if none */
-static size_t
-utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0], need, min, cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf) {
-		need = 1, min = 0x80, cp = c & 0x1f;
-	} else if (c >= 0xe0 && c <= 0xef) {
-		need = 2, min = 0x800, cp = c & 0x0f;
-	} else if (c >= 0xf0 && c <= 0xf4) {
-		need = 3, min = 0x10000, cp = c & 0x07;
-	} else
-		return 0;
-	if (n <= need)
-		return 0;
-	for (unsigned k = 1; k <= need; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[k] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return need + 1;
-}
-
 /* mime_utf8_clean - a malloc'ed copy, invalid bytes as U+FFFD, no NULs */
 char *
 mime_utf8_clean(const char *str, size_t n)

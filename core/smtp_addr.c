@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "smtp_addr.h"
+#include "util.h"
 
 #define R_SYNTAX_S	"501 5.1.7 Bad sender address syntax"
 #define R_SYNTAX_R	"501 5.1.3 Bad recipient address syntax"
@@ -38,31 +39,6 @@ is_letdig(unsigned char c)
 	    (c >= '0' && c <= '9');
 }
 
-/* utf8_seq_len - length of a well-formed UTF-8 sequence at s, or 0 */
-static size_t
-utf8_seq_len(const unsigned char *s)
-{
-	size_t need;
-	unsigned cp, min;
-
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		need = 1; min = 0x80; cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		need = 2; min = 0x800; cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		need = 3; min = 0x10000; cp = s[0] & 0x07;
-	} else
-		return 0;
-	for (size_t k = 1; k <= need; k++) {
-		if ((s[k] & 0xc0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (s[k] & 0x3f);
-	}
-	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return need + 1;
-}
-
 /*
  * scan_utf8 - at a non-ASCII byte: length of the UTF-8 character when
  * allowed, 0 for malformed input, and sets *needs_utf8 when disallowed.
@@ -70,7 +46,7 @@ utf8_seq_len(const unsigned char *s)
 static size_t
 scan_utf8(const unsigned char *p, int flags, int *needs_utf8)
 {
-	size_t n = utf8_seq_len(p);
+	size_t n = utf8_seq(p, strnlen((const char *)p, 4));
 
 	if (n == 0)
 		return 0;

@@ -124,44 +124,52 @@ str_has_ctl(const char *s)
 	return 0;
 }
 
-/* utf8_valid - well-formed UTF-8: no overlongs, no surrogates, <= U+10FFFF */
+/*
+ * utf8_seq - length of the well-formed UTF-8 sequence at s (n bytes
+ * available): 1 for ASCII, 0 for overlongs, surrogates, code points above
+ * U+10FFFF, stray continuation bytes and truncated sequences.
+ */
+size_t
+utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned c, need, min, cp;
+
+	if (n == 0)
+		return 0;
+	c = s[0];
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf) {
+		need = 1, min = 0x80, cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		need = 2, min = 0x800, cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 3, min = 0x10000, cp = c & 0x07;
+	} else
+		return 0;
+	if (n <= need)
+		return 0;
+	for (unsigned k = 1; k <= need; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[k] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return need + 1;
+}
+
+/* utf8_valid - the whole buffer is well-formed UTF-8 */
 int
 utf8_valid(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
+	size_t i = 0, k;
 
 	while (i < len) {
-		unsigned c = s[i], need, min, cp;
-
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			need = 1;
-			min = 0x80;
-			cp = c & 0x1f;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			need = 2;
-			min = 0x800;
-			cp = c & 0x0f;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			need = 3;
-			min = 0x10000;
-			cp = c & 0x07;
-		} else
+		if ((k = utf8_seq(s + i, len - i)) == 0)
 			return 0;
-		if (len - i <= need)
-			return 0;
-		for (unsigned k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += need + 1;
+		i += k;
 	}
 	return 1;
 }

@@ -168,6 +168,7 @@ def test_bad_script_stops_start_and_check(make_server, tmp_path, what):
     s = make_server({"pipeline": [{"lua": path, "budget": 100000}]},
                     start=False)
     s.start(wait=False)
+    s.expect_dead = True
     s.proc.wait(5)
     assert s.proc.returncode != 0
     assert path in s.log() and why in s.log(), s.log()
