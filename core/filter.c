@@ -36,6 +36,7 @@ struct stage_run {
 	void *arg;
 	int walking;			/* inside walk(): no recursion */
 	int call_pending;		/* a call finished while walking */
+	struct stage_run **handle;	/* the caller's; NULL when done */
 };
 
 static const char *const stage_names[SLUICE_NSTAGES] = {
@@ -383,6 +384,8 @@ finish_run(struct stage_run *r, struct sluice_call *last)
 	}
 	if (last != NULL)
 		call_release(last);
+	if (r->handle != NULL)
+		*r->handle = NULL;
 	pipeline_unref(r->p);
 	free(r);
 	done(arg, &result);
@@ -426,7 +429,8 @@ walk(struct stage_run *r)
 
 void
 stage_run(struct pipeline *p, enum sluice_stage stage,
-    struct filter_subject *subj, stage_done_fn done, void *arg)
+    struct filter_subject *subj, stage_done_fn done, void *arg,
+    struct stage_run **handle)
 {
 	struct stage_run *r = xcalloc(1, sizeof(*r));
 
@@ -435,5 +439,29 @@ stage_run(struct pipeline *p, enum sluice_stage stage,
 	r->subj = subj;
 	r->done = done;
 	r->arg = arg;
+	r->handle = handle;
+	if (handle != NULL)
+		*handle = r;
 	walk(r);
+}
+
+/*
+ * stage_cancel - abandon a run whose call is suspended (server shutdown):
+ * the filter's abort/cancel drops its work; done() is not called.
+ */
+void
+stage_cancel(struct stage_run *r)
+{
+	struct sluice_call *c = r->call;
+
+	if (c != NULL) {
+		if (c->state != CALL_DONE && c->filter->ops->abort != NULL)
+			c->filter->ops->abort(c);
+		c->state = CALL_DONE;
+		call_release(c);
+	}
+	if (r->handle != NULL)
+		*r->handle = NULL;
+	pipeline_unref(r->p);
+	free(r);
 }

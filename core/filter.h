@@ -136,8 +136,15 @@ int	pipeline_has(const struct pipeline *, enum sluice_stage);
 int	pipeline_attach(struct pipeline *, struct worker *, unsigned idx,
 	    char *err, size_t errlen);
 
+/*
+ * stage_run - run a stage's chain; done() gets the verdict, maybe before
+ * stage_run() returns. *handle (if given) points at the run while it is
+ * suspended and is set to NULL when it ends: what stage_cancel() needs.
+ */
 void	stage_run(struct pipeline *, enum sluice_stage,
-	    struct filter_subject *, stage_done_fn, void *arg);
+	    struct filter_subject *, stage_done_fn, void *arg,
+	    struct stage_run **handle);
+void	stage_cancel(struct stage_run *);
 
 /* for filter kinds: the call is over (verdict already set) */
 void	call_finish(struct sluice_call *);

@@ -2,9 +2,11 @@
  * filter_host.c - the functions C plugins call (struct sluice_host in
  * plugins/sluice_plugin.h), on top of the call's filter_subject.
  *
- * Every function checks that the call is still active: a plugin that
- * keeps using a call after it ended gets errors, not a crash. Changes to
- * the message or envelope are accepted only at the message stage.
+ * Functions check that the call is still active (not timed out or
+ * cancelled) and refuse otherwise; a call's memory lives until the hook
+ * returned or resume() was called, and using it after that is a plugin
+ * bug the host cannot catch. Changes to the message or envelope are
+ * accepted only at the message stage.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -198,7 +200,7 @@ h_rcpt_delete(struct sluice_call *c, const char *addr)
 static struct event_base *
 h_event_base(struct sluice_call *c)
 {
-	return loop_base(c->subj->worker->loop);
+	return call_active(c) ? loop_base(c->subj->worker->loop) : NULL;
 }
 
 static void
@@ -229,9 +231,10 @@ h_kv_set(struct sluice_call *c, const char *key, const char *value,
 	if (!call_active(c) || key == NULL || value == NULL)
 		return -1;
 	ok = kv_set(key, value, ttl) == 0;
-	if (cb != NULL)
-		cb(c, ok, value, strtoll(value, NULL, 10), arg);
-	return ok ? 0 : -1;
+	if (cb == NULL)
+		return ok ? 0 : -1;
+	cb(c, ok, value, strtoll(value, NULL, 10), arg);
+	return 0;
 }
 
 static int
@@ -246,9 +249,10 @@ h_kv_incr(struct sluice_call *c, const char *key, long long delta,
 		return -1;
 	v = kv_incr(key, delta, ttl, &ok);
 	snprintf(buf, sizeof(buf), "%lld", v);
-	if (cb != NULL)
-		cb(c, ok, buf, v, arg);
-	return ok ? 0 : -1;
+	if (cb == NULL)
+		return ok ? 0 : -1;
+	cb(c, ok, buf, v, arg);		/* the callback reports the failure */
+	return 0;
 }
 
 static void
@@ -261,7 +265,8 @@ h_log(struct sluice_call *c, enum sluice_log_level level, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	const char *qid = c->subj->env ? c->subj->env->id : "-";
+	const char *qid = call_active(c) && c->subj->env ? c->subj->env->id :
+	    "-";
 	if (level == SLUICE_LOG_WARN)
 		log_warnx("qid=%s event=filter-log filter=%s text=%s", qid,
 		    c->filter->name, log_q(text));

@@ -69,6 +69,7 @@ stage_done(void *arg, const struct verdict *v)
 	session_stage_fn next = ctx->next;
 
 	free(ctx);
+	s->run_ctx = NULL;
 	s->subj.modifiable = 0;
 	if (!(s->flags & SS_DEAD))
 		next(s, v);
@@ -92,7 +93,8 @@ session_stage(struct smtp_session *s, enum sluice_stage st,
 	ctx->s = s;
 	ctx->next = next;
 	session_wait(s);
-	stage_run(s->pipeline, st, &s->subj, stage_done, ctx);
+	s->run_ctx = ctx;
+	stage_run(s->pipeline, st, &s->subj, stage_done, ctx, &s->run);
 }
 
 int
@@ -198,6 +200,29 @@ smtp_filter_disconnect(struct smtp_session *s)
 	subject_refresh(s);
 	session_wait(s);
 	stage_run(s->pipeline, SLUICE_ON_DISCONNECT, &s->subj, disconnect_done,
-	    s);
+	    s, &s->run);
 	return 1;
+}
+
+/*
+ * smtp_filter_cancel - the server stops: a suspended stage is abandoned
+ * (its filters' cancel/abort run), an rDNS lookup is dropped, and the
+ * holds they had on the session are given back.
+ */
+void
+smtp_filter_cancel(struct smtp_session *s)
+{
+	if (s->run != NULL) {
+		stage_cancel(s->run);		/* sets s->run to NULL */
+		free(s->run_ctx);
+		s->run_ctx = NULL;
+		if (--s->jobs == 0)
+			s->flags &= ~SS_WAITING;
+	}
+	if (s->rdns_query != NULL) {
+		dns_cancel(s->rdns_query);
+		s->rdns_query = NULL;
+		if (--s->jobs == 0)
+			s->flags &= ~SS_WAITING;
+	}
 }

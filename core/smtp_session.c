@@ -488,8 +488,11 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 void
 session_shutdown(struct smtp_session *s)
 {
-	if (s->flags & (SS_CLOSE | SS_DEAD | SS_WAITING) || s->bev == NULL)
+	if (s->flags & (SS_CLOSE | SS_DEAD) || s->bev == NULL)
 		return;
+	smtp_filter_cancel(s);
+	if (s->flags & SS_WAITING)
+		return;		/* a commit: answered first, then closed */
 	session_reply(s, "421 4.3.2 %s Service shutting down",
 	    server.conf->hostname);
 	session_close(s, "shutdown");
@@ -500,6 +503,7 @@ void
 session_abort(struct smtp_session *s)
 {
 	s->disconnect_done = 1;		/* no filters at teardown */
+	smtp_filter_cancel(s);
 	s->jobs = 0;
 	s->flags &= ~SS_INPROC;
 	session_destroy(s);

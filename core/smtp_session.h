@@ -104,6 +104,8 @@ struct smtp_session {
 	char *rdns;			/* reverse DNS name, when looked up */
 	struct dns_query *rdns_query;
 	int disconnect_done;		/* the disconnect stage has run */
+	struct stage_run *run;		/* a suspended stage, or NULL */
+	void *run_ctx;			/* its continuation */
 };
 
 /* smtp_filter.c: the stages of a session */
@@ -114,6 +116,8 @@ void	session_stage(struct smtp_session *, enum sluice_stage,
 	    session_stage_fn next);
 void	smtp_filter_connect(struct smtp_session *);
 int	smtp_filter_disconnect(struct smtp_session *);
+/* smtp_filter_cancel - drop a suspended stage or lookup (shutdown) */
+void	smtp_filter_cancel(struct smtp_session *);
 /* session_refuse - answer a decisive verdict; 1 if it ended the command */
 int	session_refuse(struct smtp_session *, enum sluice_stage,
 	    const struct verdict *);

@@ -154,7 +154,11 @@ struct sluice_host {
 	    const char *key, const char *value);
 	const char *(*tag_get)(struct sluice_call *, const char *key);
 
-	/* the call's verdict; code 0 and NULLs pick the stage's defaults */
+	/*
+	 * the call's verdict; code 0 and NULLs pick the stage's defaults.
+	 * discard and quarantine concern a message: before MAIL (connect,
+	 * helo) they act as continue.
+	 */
 	void (*verdict)(struct sluice_call *, enum sluice_verdict, int code,
 	    const char *enhanced, const char *text);
 
@@ -177,7 +181,11 @@ struct sluice_host {
 	void (*resume)(struct sluice_call *);
 	int (*dns_query)(struct sluice_call *, const char *name,
 	    const char *type, sluice_dns_cb, void *arg);
-	/* shared key/value store with TTL (seconds; 0 = no expiry) */
+	/*
+	 * shared key/value store with TTL (seconds; 0 = no expiry). With a
+	 * callback the result is 0 and the callback reports success in ok;
+	 * -1 means bad arguments (no callback will come).
+	 */
 	int (*kv_get)(struct sluice_call *, const char *key, sluice_kv_cb,
 	    void *arg);
 	int (*kv_set)(struct sluice_call *, const char *key, const char *value,

@@ -72,7 +72,7 @@ run_stage(struct pipeline *p, enum sluice_stage st,
 
 	if (!pipeline_has(p, st))
 		return r.v;
-	stage_run(p, st, subj, run_done, &r);
+	stage_run(p, st, subj, run_done, &r, NULL);
 	while (!r.done)
 		event_base_loop(loop_base(subj->worker->loop), EVLOOP_ONCE);
 	return r.v;

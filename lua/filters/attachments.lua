@@ -14,7 +14,9 @@ A part is blocked when
     the host lists "inner.zip/evil.exe");
   * it is an archive with encrypted entries and block_encrypted is true
     (its members cannot be checked);
-  * its archive listing was cut at a host limit and block_truncated is true.
+  * its archive listing was cut at a host limit and block_truncated is true;
+  * its name holds Unicode direction controls (U+202E ...: "invoice\u{202E}fdp.exe"
+    shows as "invoiceexe.pdf") and block_bidi is true.
 
 args (all optional) and their defaults:
   block           = DEFAULT_BLOCK below (executables, scripts, installers,
@@ -24,6 +26,7 @@ args (all optional) and their defaults:
   check_archives  = true
   block_encrypted = false
   block_truncated = false
+  block_bidi      = true
   action          = "reject"  -- or "quarantine"
   code            = 550       -- reply code and enhanced code of a reject
   enhanced        = "5.7.1"
@@ -128,6 +131,7 @@ local TYPES = set_of(opt("block_types", DEFAULT_TYPES), true)
 local CHECK_ARCHIVES = opt("check_archives", true) ~= false
 local BLOCK_ENCRYPTED = opt("block_encrypted", false) == true
 local BLOCK_TRUNCATED = opt("block_truncated", false) == true
+local BLOCK_BIDI = opt("block_bidi", true) ~= false
 local ACTION = str(opt("action", "reject")):lower()
 local CODE = tonumber(opt("code", 550)) or 550
 local ENHANCED = str(opt("enhanced", "5.7.1"))
@@ -176,13 +180,26 @@ local function ext_reason(ext)
 end
 
 -- check_part: nil, or the reason the part is not allowed
+-- bidi controls (U+202A..U+202E, U+2066..U+2069) make "invoice<RLO>fdp.exe"
+-- look like "invoiceexe.pdf": a name carrying them is never honest
+local function has_bidi(name)
+	return name:find("\226\128[\170-\174]") or name:find("\226\129[\166-\169]")
+end
+
 local function check_part(p)
 	if p.filename then
 		local ext = extension(p.filename)
 		if ext and BLOCK[ext] then return ext_reason(ext) end
+		if BLOCK_BIDI and has_bidi(p.filename) then
+			return "misleading name"
+		end
 	end
-	if p.sniffed_type and TYPES[p.sniffed_type:lower()] then
-		return "executable content: " .. p.sniffed_type
+	-- libmagic may append words ("application/x-executable, no program
+	-- header"): the type is what comes before them
+	local sniffed = p.sniffed_type and p.sniffed_type:match("^%s*([^%s,;]+)")
+	sniffed = sniffed and sniffed:lower()
+	if sniffed and TYPES[sniffed] then
+		return "executable content: " .. sniffed
 	end
 	if p.archive_members and CHECK_ARCHIVES then
 		for _, m in ipairs(p.archive_members) do

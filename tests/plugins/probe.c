@@ -466,6 +466,10 @@ kv_answer(struct sluice_call *c, int ok, const char *value, long long number,
 	h->tag_set(c, SLUICE_SESSION, tag, ok && value ? value : "(null)");
 }
 
+/*
+ * do_kv - the rule's KV work. The callbacks' args live on this stack: the
+ * probe relies on the in-memory store answering before kv_*() returns.
+ */
 static void
 do_kv(struct probe *p, const struct rule *r, struct sluice_call *c)
 {

@@ -4,10 +4,12 @@ come from a real dnsmasq."""
 import threading
 import time
 
+import pytest
+
 import helpers
 from dns_server import DnsServer
 from test_lua_support import (lua_server, new_message, send, mail_with,
-                              header_values)
+                              header_values, dot_stuffed, as_bytes, wait_log)
 
 SLEEPER = """
 return { message = function(ctx)
@@ -83,6 +85,7 @@ return { message = function(ctx)
   ctx:add_header("X-Default", show(dns.query("host.example.test")))
   ctx:add_header("X-MX", show(dns.query("example.test", "MX")))
   ctx:add_header("X-TXT", show(dns.query("example.test", "TXT")))
+  ctx:add_header("X-TXT-Multi", show(dns.query("multi.example.test", "TXT")))
   ctx:add_header("X-NX", show(dns.query("nothing.example.test", "A")))
   ctx:add_header("X-NODATA", show(dns.query("host.example.test", "MX")))
   ctx:add_header("X-RBL-Listed", show(dns.rbl(ctx.client_addr, "bl.example.test")))
@@ -102,7 +105,8 @@ RECORDS = {
           "7.2.0.192.bl.example.test": "127.0.0.4"},
     "MX": {"example.test": [(10, "mx1.example.test"),
                             (20, "mx2.example.test")]},
-    "TXT": {"example.test": "v=spf1 -all"},
+    "TXT": {"example.test": "v=spf1 -all",
+            "multi.example.test": [["part 1,", " part 2"]]},
     "PTR": {"127.0.0.1": "client.example.test"},
     "NXDOMAIN": ["clean.example.test"],
 }
@@ -123,6 +127,7 @@ def test_dns_query_and_rbl(make_server, tmp_path):
     assert h("X-Default") == "{192.0.2.10}"
     assert h("X-MX") == "{10/mx1.example.test,20/mx2.example.test}"
     assert h("X-TXT") == "{v=spf1 -all}"
+    assert h("X-TXT-Multi") == "{part 1, part 2}"   # strings joined
     assert h("X-NX") == "nil:NXDOMAIN"
     assert h("X-NODATA") == "{}"
     assert h("X-RBL-Listed") == "127.0.0.2"
@@ -156,5 +161,64 @@ def test_dns_failure_is_an_answer_not_an_error(make_server, tmp_path):
         data = mail_with(s, "alice", m["Subject"])
         v = header_values(data, "X-Result")[0]
         assert v.startswith("nil ") and v != "nil nil", v
+    finally:
+        sink.close()
+
+
+DROPPED = """
+local f = {}
+function f.rcpt(ctx)
+  if ctx.sender == "dns@remote.test" then dns.query("slow.invalid", "A") end
+end
+function f.message(ctx)
+  sleep(ctx:header("Subject") == "long" and 10 or 0.5)
+end
+function f.disconnect(ctx)
+  sleep(0.2)
+  log.info("disconnect hook done", ctx.session_id)
+end
+return f
+"""
+
+
+@pytest.mark.parametrize("case", ["sleeping", "timed-out", "dns"])
+def test_client_gone_while_a_hook_waits(make_server, tmp_path, case):
+    """The client closes the connection while its hook is suspended (in
+    sleep, past its timeout, or in a DNS query): the call ends quietly,
+    the disconnect hook still runs, the server goes on."""
+    import socket
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)   # never answers
+    sink.bind(("127.0.0.1", 0))
+    try:
+        over = {}
+        if case == "dns":     # a server that never answers (each
+            over["dns"] = {   # connection's rDNS waits 1 s too)
+                "servers": [f"127.0.0.1:{sink.getsockname()[1]}"],
+                "timeout": "1s", "attempts": 1}
+        s = lua_server(make_server, tmp_path, {"lua": DROPPED,
+                                               "timeout": "1s"}, **over)
+        before = s.run_log().count("disconnect hook done")
+        c = s.raw()
+        helpers.ehlo(c)
+        if case == "dns":
+            helpers.check(c.cmd("MAIL FROM:<dns@remote.test>"), 250)
+            c.send("RCPT TO:<alice@example.test>\r\n")
+        else:
+            m = new_message(subject="long" if case == "timed-out" else "x")
+            helpers.check(c.cmd("MAIL FROM:<a@remote.test>"), 250)
+            helpers.check(c.cmd("RCPT TO:<alice@example.test>"), 250)
+            helpers.check(c.cmd("DATA"), 354)
+            c.send(dot_stuffed(as_bytes(m)))
+        time.sleep(0.1)
+        c.close()
+        helpers.wait_for(lambda: s.run_log().count("disconnect hook done")
+                         > before, timeout=8,
+                         msg="the disconnect hook after the client left")
+        if case == "timed-out":
+            wait_log(s, "reason=timeout")
+        m = new_message()
+        helpers.queued_id(send(s, m, sender="ok@remote.test"))
+        mail_with(s, "alice", m["Subject"])
+        assert s.alive()
     finally:
         sink.close()

@@ -231,3 +231,96 @@ def test_sandbox(make_server, tmp_path):
     assert got["mode_bt"] == "false"
     assert got["default"] == "nil:binary"
     assert got["env"] == "5"
+
+
+# -- host gaps, kept as strict xfails (see the report / lua/README.md) ---------
+
+HANGS = {
+    # the budget error is an ordinary error: pcall catches it every time
+    "pcall": "while true do pcall(function() while true do end end) end",
+    # __gc metamethods run with hooks off (lgc.c GCTM): no budget at all
+    "gc": "setmetatable({}, { __gc = function() while true do end end }) "
+          "collectgarbage()",
+    # C functions are not counted: a backtracking pattern runs for ages
+    "pattern": "string.rep('a', 3000):find('.-.-.-.-x')",
+}
+
+
+@pytest.mark.parametrize("what", list(HANGS))
+@pytest.mark.xfail(strict=True, reason="host gap: the instruction budget "
+                   "can be escaped (pcall, __gc, C functions) and the "
+                   "timeout only runs while a hook is suspended: the worker "
+                   "hangs")
+def test_runaway_script_cannot_hang_the_worker(make_server, tmp_path, what):
+    script = "return { message = function(ctx) %s end }" % HANGS[what]
+    s = lua_server(make_server, tmp_path,
+                   {"lua": script, "budget": 100000, "timeout": "1s"},
+                   workers=1)
+    try:
+        with s.raw(timeout=3) as c:
+            helpers.ehlo(c)
+            r = send(s, new_message(), client=c)
+        assert r == TEMPFAIL
+    finally:
+        if not s.alive() or "event=filter-error" not in s.run_log():
+            s.kill9()      # a hung worker: SIGTERM would not end it
+
+
+MEMORY_SHARED = r"""
+-- nothing is ever garbage (all kept), so no collection changes the counts
+local keep = {}
+local function fill(n)
+  local t = {}
+  for i = 1, n do t[i] = i end      -- array part: 65536 slots, 1 MiB
+  return t
+end
+return { message = function(ctx)
+  local a = fill(40000)
+  sleep(0.3)
+  local b = fill(40000)             -- ~2 MiB held by this call
+  keep[#keep + 1] = { a, b }
+end }
+"""
+
+
+@pytest.mark.xfail(strict=True, reason="host bug: the memory cap is counted "
+                   "per state (lua_inst.mem_call, reset by every new call), "
+                   "not per call: calls suspended at the same time are "
+                   "charged for each other")
+def test_memory_cap_is_per_call(make_server, tmp_path):
+    import threading
+    s = lua_server(make_server, tmp_path,
+                   {"lua": MEMORY_SHARED, "memory": "3M"}, workers=1)
+    # alone, one call fits
+    helpers.queued_id(send(s, new_message()))
+    replies = [None] * 3
+
+    def one(i):
+        replies[i] = send(s, new_message())
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    for r in replies:
+        helpers.queued_id(r)
+
+
+@pytest.mark.xfail(strict=True, reason="host gap: discard and quarantine "
+                   "at connect/helo have no transaction to mark and are "
+                   "silently treated as continue (smtp_filter.c "
+                   "session_refuse)")
+def test_discard_at_helo_applies_to_the_session(make_server, tmp_path):
+    script = """
+    return { helo = function(ctx)
+      if ctx.helo == "drop.example.test" then return discard() end
+    end }
+    """
+    s = lua_server(make_server, tmp_path, {"lua": script})
+    m = new_message()
+    with s.raw() as c:
+        helpers.ehlo(c, "drop.example.test")
+        helpers.queued_id(send(s, m, client=c))
+    from test_lua_support import sentinel, delivered
+    sentinel(s)
+    assert not delivered(s, "alice", m["Subject"])

@@ -54,6 +54,15 @@ def test_message_modifications(make_server, tmp_path):
     assert not delivered(s, "alice", m["Subject"])
 
 
+def test_null_sender(make_server, tmp_path):
+    script = 'return { message = function(ctx) ctx:set_sender("") end }'
+    s = lua_server(make_server, tmp_path, {"lua": script})
+    m = new_message()
+    helpers.queued_id(send(s, m))
+    data = mail_with(s, "alice", m["Subject"])
+    assert helpers.split_headers(data)[0][0] == "Return-Path: <>"
+
+
 def test_recipient_removal_of_all_discards(make_server, tmp_path):
     script = """
     return { message = function(ctx)
@@ -198,7 +207,7 @@ def test_ctx_fields(make_server, tmp_path):
     assert r["listener"] == "mx"
     assert r["client_addr"] == "127.0.0.1"
     assert r["client_port"] == str(port)
-    assert r["client_rdns"] != "nil"
+    assert r["client_rdns"] == "localhost.example.test"
     assert r["helo"] == "fields.example.test"
     assert r["qid"] == qid
     assert r["sender"] == "f@remote.test"

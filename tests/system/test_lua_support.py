@@ -48,10 +48,34 @@ def lua_overrides(tmp_path, entries, **over):
     return cfg
 
 
+# With filters, every connection first looks up the client's name. Tests
+# that do not bring their own DNS server share one dnsmasq (started on
+# first use, stopped when pytest exits) that knows 127.0.0.1: the host's
+# resolver may take its whole timeout, and a closed port makes c-ares wait
+# for the timeout when two queries are in flight.
+_DNS = []
+
+
+def no_dns():
+    """The `dns:` configuration of the shared local dnsmasq."""
+    if not _DNS:
+        import atexit
+        import tempfile
+        from dns_server import DnsServer
+        tmp = tempfile.mkdtemp(prefix="lua-dns-")
+        d = DnsServer(tmp, {"PTR": {"127.0.0.1": "localhost.example.test"},
+                            "A": {"localhost.example.test": "127.0.0.1"}})
+        atexit.register(d.stop)
+        _DNS.append(d)
+    return {"servers": [f"127.0.0.1:{_DNS[0].port}"], "timeout": "2s",
+            "attempts": 1}
+
+
 def lua_server(make_server, tmp_path, *entries, start=True, **over):
     """make_server with a pipeline of the given entries (dicts; `lua` may
     be source text)."""
     ents = [entry(tmp_path, **e) for e in entries]
+    over.setdefault("dns", no_dns())
     return make_server(dict({"pipeline": ents}, **over), start=start)
 
 
@@ -63,6 +87,7 @@ class ModuleServer:
     def __init__(self, tmp_path_factory, entries, name="mod", **over):
         tmp = tmp_path_factory.mktemp(name)
         ents = [entry(tmp, **e) for e in entries]
+        over.setdefault("dns", no_dns())
         self.server = Server(tmp, dict({"pipeline": ents}, **over), name=name)
         self.server.start()
 

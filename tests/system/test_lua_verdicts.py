@@ -11,7 +11,7 @@ import pytest
 import helpers
 from test_lua_support import (ModuleServer, delivered, lua_server,
                               new_message, as_bytes, dot_stuffed, sentinel,
-                              mail_with, header_values)
+                              mail_with, header_values, no_dns)
 from conftest import REPO
 
 VERDICTS = os.path.join(REPO, "tests", "data", "lua", "verdicts.lua")
@@ -183,8 +183,8 @@ def test_discard_and_quarantine_say_250(vserver, stage, kind):
 ])
 def test_connect_refusal(make_server, tmp_path, kind, form, banner):
     s = make_server({"pipeline": [{"lua": VERDICTS,
-                                   "args": {"connect": f"{kind}-{form}"}}]},
-                    start=False)
+                                   "args": {"connect": f"{kind}-{form}"}}],
+                     "dns": no_dns()}, start=False)
     s.start(wait=False)
     # the readiness probe of Server.start expects a banner: poll ourselves
     helpers.wait_for(lambda: "event=listening" in s.run_log(), timeout=5)
@@ -196,7 +196,8 @@ def test_connect_refusal(make_server, tmp_path, kind, form, banner):
 
 def test_connect_accept_greets(make_server):
     s = make_server({"pipeline": [{"lua": VERDICTS,
-                                   "args": {"connect": "accept-d"}}]})
+                                   "args": {"connect": "accept-d"}}],
+                     "dns": no_dns()})
     with s.raw() as c:
         step, r = run_tx(c, "sender@remote.test")
         assert step == "done", (step, r)
