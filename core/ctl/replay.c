@@ -276,17 +276,21 @@ ctl_replay(const char *confpath, int argc, char **argv)
 	dns_global_init();
 	mime_global_init();
 	kv_init();
-	if ((server.conf = conf_load(confpath, err, sizeof(err))) == NULL ||
-	    (p = pipeline_build(server.conf, 1, err, sizeof(err))) == NULL) {
+	if ((server.conf = conf_load(confpath, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "sluicectl: %s\n", err);
+		free(data);
 		return 2;
 	}
 	w.loop = loop_new("replay");
 	w.dns = dns_resolver_new(loop_base(w.loop), &server.conf->dns, err,
 	    sizeof(err));
-	if (pipeline_attach(p, &w, 0, err, sizeof(err)) == -1) {
+	if ((p = pipeline_build(server.conf, 1, err, sizeof(err))) == NULL ||
+	    pipeline_attach(p, &w, 0, err, sizeof(err)) == -1) {
 		fprintf(stderr, "sluicectl: %s\n", err);
-		return 2;
+		pipeline_unref(p);
+		free(data);
+		rv = 2;
+		goto out;
 	}
 	subj.worker = &w;
 	subj.listener = rp.listener ? rp.listener :
@@ -314,6 +318,7 @@ ctl_replay(const char *confpath, int argc, char **argv)
 	envelope_clear(&env);
 	tags_clear(&stags);
 	pipeline_unref(p);
+out:
 	dns_resolver_free(w.dns);
 	loop_free(w.loop);
 	conf_free(server.conf);

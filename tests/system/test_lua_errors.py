@@ -11,7 +11,6 @@ import time
 import pytest
 
 import helpers
-from conftest import SLUICED
 from test_lua_support import (lua_server, new_message, send, mail_with,
                               header_values, check_t, script_file, wait_log)
 

@@ -3,8 +3,6 @@ quarantine), header and content heuristics, and DNSBL contributions from a
 real dnsmasq (dns.rbl) and from the dnsbl tag of an earlier filter."""
 import os
 
-import pytest
-
 import helpers
 from dns_server import DnsServer
 from test_lua_support import (filter_path, lua_server, new_message, send,

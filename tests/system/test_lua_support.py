@@ -8,7 +8,6 @@ may be script source text (written to a file in tmp_path) or a path.
 import email.policy
 import os
 import subprocess
-import time
 import uuid
 from email.message import EmailMessage
 

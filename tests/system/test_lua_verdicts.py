@@ -4,7 +4,6 @@ and enhanced code only when they have the verdict's class), the three
 calling forms of the verdict constructors, and the pipeline order (the
 first decisive verdict wins, accept ends the chain)."""
 import os
-import uuid
 
 import pytest
 
