@@ -147,7 +147,7 @@ message_insert(struct message *m, size_t index, const char *name,
     const char *value)
 {
 	if (!message_header_name_ok(name) || !message_header_value_ok(value) ||
-	    m->nhdrs >= MESSAGE_MAX_HEADERS)
+	    m->nhdrs >= MESSAGE_MAX_HEADERS + MESSAGE_MAX_ADDED)
 		return -1;
 	if (index > m->nhdrs)
 		index = m->nhdrs;

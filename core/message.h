@@ -18,6 +18,7 @@
 #include <stddef.h>
 
 #define MESSAGE_MAX_HEADERS	10000	/* fields beyond are body text */
+#define MESSAGE_MAX_ADDED	1000	/* fields filters may add on top */
 
 struct msg_header {
 	char *name;		/* as written */

@@ -186,12 +186,12 @@ partial_create(struct qwriter *w)
 
 	partial_path(w, path, sizeof(path));
 	if (recycle_take(path) == 0) {	/* written over from offset 0 */
-		w->fd = open(path, O_WRONLY | O_CLOEXEC);
+		w->fd = open(path, O_RDWR | O_CLOEXEC);	/* filters read back */
 		if (w->fd != -1)
 			return 0;
 		unlink(path);
 	}
-	w->fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	w->fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	return w->fd == -1 ? -1 : 0;
 }
 

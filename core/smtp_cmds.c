@@ -132,6 +132,8 @@ tx_new(struct smtp_session *s, const char *sender,
 	tx->env.ret = mp->ret;
 	tx->env.envid = mp->envid[0] ? xstrdup(mp->envid) : NULL;
 	tx->started = mono_msec();
+	tx->discard = s->hold == SLUICE_DISCARD;
+	tx->env.quarantine = s->hold == SLUICE_QUARANTINE;
 	s->tx = tx;
 	return tx;
 }

@@ -109,10 +109,16 @@ session_refuse(struct smtp_session *s, enum sluice_stage st,
 		return 0;
 	case SLUICE_DISCARD:
 	case SLUICE_QUARANTINE:
-		if (s->tx != NULL && v->kind == SLUICE_DISCARD)
+		/* before MAIL: for every transaction of the session */
+		if (s->tx == NULL)
+			s->hold = v->kind;
+		else if (v->kind == SLUICE_DISCARD)
 			s->tx->discard = 1;
-		else if (s->tx != NULL)
+		else
 			s->tx->env.quarantine = 1;
+		log_info("qid=%s session=%016llx event=%s stage=%s filter=%s",
+		    s->tx ? s->tx->env.id : "-", SID(s), verdict_name(v->kind),
+		    stage_name(st), v->filter ? v->filter : "-");
 		return 0;
 	default:
 		break;

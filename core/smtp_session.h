@@ -105,6 +105,7 @@ struct smtp_session {
 	struct dns_query *rdns_query;
 	int disconnect_done;		/* the disconnect stage has run */
 	struct stage_run *run;		/* a suspended stage, or NULL */
+	enum sluice_verdict hold;	/* discard/quarantine said before MAIL */
 	void *run_ctx;			/* its continuation */
 };
 

@@ -6,7 +6,8 @@
  *   dns.query(name, "MX") -> { {pref=10, host="mx.example"}, ... }
  *   dns.query(name, "A")  -> { "192.0.2.1", ... }   ({} when no data)
  *   on NXDOMAIN or failure: nil, "NXDOMAIN" / "TIMEOUT" / "SERVFAIL" ...
- *   dns.rbl("192.0.2.1", "zen.example") -> "127.0.0.2" (listed) or nil
+ *   dns.rbl("192.0.2.1", "zen.example") -> "127.0.0.2" (listed), or nil
+ *   and the status ("NXDOMAIN" when not listed, "TIMEOUT", ...)
  */
 #include <stdlib.h>
 #include <string.h>

@@ -87,20 +87,31 @@ instantiate(struct filter *f, struct worker *w, char *err, size_t errlen)
 	lua_api_ctx_open(in->L);
 	snprintf(chunkname, sizeof(chunkname), "@%s", sc->path);
 	in->in_call = 1;
-	in->mem_call = 0;
+	in->mem_load = 0;
+	in->mem_call = &in->mem_load;
 	in->budget_left = sc->budget;
-	int st = luaL_loadbufferx(in->L, sc->source, sc->len, chunkname, "t");
+	in->budget_out = 0;
+	/* the chunk runs in a coroutine, so the budget can stop it for good */
+	lua_State *co = in->load_co = lua_newthread(in->L);
+	int nres = 0, st = luaL_loadbufferx(co, sc->source, sc->len, chunkname,
+	    "t");
 	if (st == LUA_OK) {
-		lua_sandbox_budget(in->L);
-		st = lua_pcall(in->L, 0, 1, 0);
-		lua_sethook(in->L, NULL, 0, 0);
+		lua_sandbox_budget(co);
+		st = lua_resume(co, in->L, 0, &nres);
 	}
 	in->in_call = 0;
+	in->load_co = NULL;
 	if (st != LUA_OK) {
-		snprintf(err, errlen, "lua %s: %s", sc->path,
-		    lua_tostring(in->L, -1) ? lua_tostring(in->L, -1) : "error");
+		snprintf(err, errlen, "lua %s: %s", sc->path, st == LUA_YIELD ?
+		    (in->budget_out ? "instruction budget exceeded while "
+		    "loading" : "the script yielded while loading") :
+		    lua_tostring(co, -1) ? lua_tostring(co, -1) : "error");
 		goto fail;
 	}
+	if (nres < 1)
+		lua_pushnil(co);
+	lua_xmove(co, in->L, 1);	/* the module table, onto the state */
+	lua_remove(in->L, -2);		/* drop the coroutine */
 	if (!lua_istable(in->L, -1)) {
 		snprintf(err, errlen, "lua %s: the script must return a table "
 		    "of stage functions (got %s)", sc->path,
@@ -244,14 +255,19 @@ resume(struct lua_call *lc, struct sluice_call *c, int nargs)
 
 	in->current = c;
 	in->in_call = 1;
+	in->mem_call = &lc->mem;
 	in->budget_left = lc->budget_left;
+	in->budget_out = lc->budget_left == 0;
 	st = lua_resume(lc->co, NULL, nargs, &nres);
 	lc->budget_left = in->budget_left;
 	in->in_call = 0;
+	in->mem_call = NULL;
 	in->current = NULL;
 	if (st == LUA_YIELD && lc->waiting)
 		return;				/* host work pending */
-	if (st == LUA_YIELD)
+	if (st == LUA_YIELD && in->budget_out)
+		snprintf(why, sizeof(why), "instruction budget exceeded");
+	else if (st == LUA_YIELD)
 		snprintf(why, sizeof(why), "the hook yielded outside a host "
 		    "call (coroutine.yield at the top level)");
 	else if (st != LUA_OK) {
@@ -282,7 +298,6 @@ lua_call_filter(struct sluice_call *c)
 	lc->inst = in;
 	lc->call = c;
 	c->data = lc;
-	in->mem_call = 0;
 	lc->co = lua_newthread(L);
 	lc->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_rawgeti(lc->co, LUA_REGISTRYINDEX, in->module_ref);

@@ -40,11 +40,14 @@ struct lua_inst {
 	struct worker *worker;
 	int module_ref;			/* the table the chunk returned */
 	size_t mem_total;		/* all live allocations */
-	long long mem_call;		/* net bytes of the running call */
+	long long *mem_call;		/* net bytes of what runs now */
+	long long mem_load;		/* ... when that is the chunk at load */
 	uint64_t mem_limit;		/* per call */
 	int in_call;
 	struct sluice_call *current;	/* the call being run, or NULL */
 	uint64_t budget_left;		/* of what runs now (call or load) */
+	int budget_out;			/* it ran out: stop at the next chance */
+	lua_State *load_co;		/* the chunk's coroutine while loading */
 };
 
 /* Per-call state (sluice_call->data). */
@@ -54,6 +57,7 @@ struct lua_call {
 	lua_State *co;			/* the call's coroutine */
 	int co_ref;			/* keeps it from the GC */
 	uint64_t budget_left;		/* instructions */
+	long long mem;			/* net bytes this call allocated */
 	int waiting;			/* yielded for async work */
 	void (*cancel)(struct lua_call *);	/* drops that work */
 	void *pending;			/* the async operation */

@@ -23,28 +23,29 @@ lua_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
 {
 	struct lua_inst *in = ud;
 	size_t old = ptr ? osize : 0;	/* without ptr, osize is a type tag */
+	long long *mine = in->in_call ? in->mem_call : NULL;
 
 	if (nsize == 0) {
 		free(ptr);
 		in->mem_total -= old;
-		if (in->in_call)
-			in->mem_call -= (long long)old;
+		if (mine != NULL)
+			*mine -= (long long)old;
 		return NULL;
 	}
 	if (nsize > old) {
 		size_t grow = nsize - old;
 		if (in->mem_total + grow > LUA_STATE_MEMORY_MAX)
 			return NULL;
-		if (in->in_call &&
-		    in->mem_call + (long long)grow > (long long)in->mem_limit)
+		if (mine != NULL &&
+		    *mine + (long long)grow > (long long)in->mem_limit)
 			return NULL;
 	}
 	void *p = realloc(ptr, nsize);
 	if (p == NULL)
 		return NULL;
 	in->mem_total += nsize - old;
-	if (in->in_call)
-		in->mem_call += (long long)nsize - (long long)old;
+	if (mine != NULL)
+		*mine += (long long)nsize - (long long)old;
 	return p;
 }
 
@@ -73,6 +74,24 @@ safe_load(lua_State *L)
 		lua_pushvalue(L, 4);
 	lua_call(L, top >= 4 ? 4 : 3, LUA_MULTRET);
 	return lua_gettop(L) - top;
+}
+
+/* safe_setmetatable - setmetatable, but metatables with __gc refused */
+static int
+safe_setmetatable(lua_State *L)
+{
+	if (lua_istable(L, 2)) {
+		lua_getfield(L, 2, "__gc");
+		int gc = !lua_isnil(L, -1);
+		lua_pop(L, 1);
+		if (gc)
+			return luaL_error(L, "setmetatable: __gc finalizers are "
+			    "not allowed in filters");
+	}
+	lua_pushvalue(L, lua_upvalueindex(1));
+	lua_insert(L, 1);
+	lua_call(L, lua_gettop(L) - 1, 1);
+	return 1;
 }
 
 static void
@@ -105,7 +124,13 @@ open_safe_libs(lua_State *L)
 	lua_pushnil(L);
 	lua_setfield(L, -2, "dump");
 	lua_pop(L, 1);
-	/* math.random is fine; collectgarbage may stay (memory is capped) */
+	/* finalizers run with hooks off, out of the budget's reach */
+	lua_getglobal(L, "setmetatable");
+	lua_pushcclosure(L, safe_setmetatable, 1);
+	lua_setglobal(L, "setmetatable");
+	/* print would write to the server's stdout: make it log.info */
+	lua_pushnil(L);
+	lua_setglobal(L, "print");
 }
 
 lua_State *
@@ -119,7 +144,12 @@ lua_sandbox_new(struct lua_inst *in)
 	return L;
 }
 
-/* budget_hook - every LUA_HOOK_STEP instructions of the running code */
+/*
+ * budget_hook - every LUA_HOOK_STEP instructions of the running code.
+ * Running out raises an error; since pcall() can catch errors, the hook
+ * then fires at every instruction and, in the call's own coroutine,
+ * yields: nothing in the script can catch that, and the call fails.
+ */
 static void
 budget_hook(lua_State *L, lua_Debug *ar)
 {
@@ -129,8 +159,20 @@ budget_hook(lua_State *L, lua_Debug *ar)
 	(void)ar;
 	lua_getallocf(L, &ud);
 	in = ud;
+	if (in->budget_out) {
+		struct sluice_call *c = in->current;
+		struct lua_call *lc = c ? c->data : NULL;
+		lua_State *top = lc ? lc->co : in->load_co;
+		if (L == top) {
+			lua_yield(L, 0);	/* from a hook: must return now */
+			return;
+		}
+		luaL_error(L, "instruction budget exceeded");
+	}
 	if (in->budget_left <= LUA_HOOK_STEP) {
 		in->budget_left = 0;
+		in->budget_out = 1;
+		lua_sethook(L, budget_hook, LUA_MASKCOUNT, 1);
 		luaL_error(L, "instruction budget exceeded");
 	}
 	in->budget_left -= LUA_HOOK_STEP;

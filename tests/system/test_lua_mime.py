@@ -131,10 +131,6 @@ def test_more_header_fields_than_the_host_parses(srv):
     mail_with(srv, "alice", ok["Subject"])
 
 
-@pytest.mark.xfail(strict=True, reason="host bug: a message of 256 KiB or "
-                   "more is spilled to queue/<qid>.in, opened O_WRONLY "
-                   "(core/queue_fs.c partial_create), so qwriter_read_all's "
-                   "pread fails: 451 4.3.0 queue file read error")
 def test_large_message_reaches_message_stage(srv):
     m = new_message(body=("x" * 70 + "\n") * 4500)      # ~320 KB
     h = deliver(srv, m, m["Subject"])

@@ -148,3 +148,29 @@ def test_dnsbl_plugin_tag_counts(make_server, tmp_path):
     helpers.queued_id(send(s, m))
     data = mail_with(s, "alice", m["Subject"])
     assert status(data) == ["Yes, score=7.0 required=5.0 tests=DNSBL_TAG"]
+
+
+def test_dnsbl_plugin_and_spam_lua(make_server, tmp_path):
+    """The real dnsbl C plugin tags the session (dnsbl.score), spam.lua
+    adds it to its score."""
+    from conftest import SLUICED
+    plugin = os.path.join(os.path.dirname(SLUICED), "plugins", "dnsbl.so")
+    if not os.path.exists(plugin):
+        import pytest
+        pytest.skip(f"{plugin} not built")
+    records = {"A": {"1.0.0.127.bl.example.test": "127.0.0.2"},
+               "NXDOMAIN": ["clean.example.test"]}
+    with DnsServer(str(tmp_path), records) as dns:
+        s = make_server({
+            "dns": {"servers": [f"127.0.0.1:{dns.port}"], "timeout": "2s",
+                    "attempts": 1},
+            "pipeline": [
+                {"plugin": "dnsbl", "args": {
+                    "zones": [{"zone": "bl.example.test", "weight": 3},
+                              "clean.example.test"],
+                    "reject_score": 10, "tag_score": 1}},
+                {"lua": SPAM}]})
+        m = new_message()
+        helpers.queued_id(send(s, m))
+        data = mail_with(s, "alice", m["Subject"])
+    assert status(data) == ["No, score=3.0 required=5.0 tests=DNSBL_TAG"]
