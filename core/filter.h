@@ -65,7 +65,14 @@ struct filter_subject {
 	const struct mail_params *mp;
 	const char *rcpt;		/* rcpt stage: the candidate */
 	const struct rcpt_params *rp;
-	struct message *msg;		/* message and queue stages */
+	/*
+	 * message and queue stages: the message, read on first use through
+	 * subject_msg() (msg_load fills msg); msg_size is known at once
+	 */
+	struct message *msg;
+	int (*msg_load)(struct filter_subject *);
+	void *msg_owner;
+	size_t msg_size;
 	struct mime_tree *mime;		/* parsed on demand, owned here */
 	struct tags *session_tags;
 	struct tags *tx_tags;
@@ -179,5 +186,7 @@ extern filter_trace_fn filter_trace;
 extern const struct sluice_host filter_host;
 const char *subject_get(struct filter_subject *, enum sluice_stage,
 	    const char *key, char *buf, size_t len);
+/* subject_msg - the message, loaded now if need be; NULL if none/failed */
+struct message *subject_msg(struct filter_subject *);
 
 #endif

@@ -54,7 +54,7 @@ h_rcpt_addr(struct sluice_call *c, size_t i)
 static struct message *
 msg_of(struct sluice_call *c)
 {
-	return call_active(c) ? c->subj->msg : NULL;
+	return call_active(c) ? subject_msg(c->subj) : NULL;
 }
 
 static size_t
@@ -142,7 +142,7 @@ changeable(struct sluice_call *c)
 {
 	if (!call_active(c) || !c->subj->modifiable)
 		return NULL;
-	return c->subj->msg;
+	return subject_msg(c->subj);
 }
 
 static int

@@ -98,9 +98,18 @@ subject_get(struct filter_subject *s, enum sluice_stage stage,
 		return s->rcpt;
 	if (strncmp(key, "rcpt.", 5) == 0)
 		return rcpt_fact(s, key + 5, buf, len);
-	if (strcmp(key, "message.size") == 0 && s->msg != NULL) {
-		snprintf(buf, len, "%zu", s->msg->len);
+	if (strcmp(key, "message.size") == 0 &&
+	    (s->msg != NULL || s->msg_load != NULL)) {
+		snprintf(buf, len, "%zu", s->msg ? s->msg->len : s->msg_size);
 		return buf;
 	}
 	return NULL;
+}
+
+struct message *
+subject_msg(struct filter_subject *s)
+{
+	if (s->msg == NULL && s->msg_load != NULL && s->msg_load(s) == -1)
+		s->msg_load = NULL;		/* failed: do not retry */
+	return s->msg;
 }

@@ -47,7 +47,8 @@ struct mime_part {
 	size_t size;			/* full decoded size, even if content was cut */
 	int truncated;			/* content cut at a limit */
 	int decode_error;		/* e.g. broken base64: content is best effort */
-	char *sniffed_type;		/* libmagic MIME type of the content ("application/x-dosexec"), or NULL for containers/empty;
+	char *sniffed_type;		/* libmagic MIME type of the content ("application/x-dosexec"), or NULL for containers/empty
+					   and for inline text parts without a name (not sniffed: the message's own text);
 					   from its first 64 KiB, or first 1 KiB if that is text */
 	char **archive_members;		/* names inside zip/tar/7z/rar/gz... (libarchive), NULL if not an archive */
 	size_t narchive_members;

@@ -16,6 +16,7 @@
 #define MIME_DEPTH_CAP		256		/* max_depth is clamped to this */
 #define MIME_ARCHIVE_DEPTH_CAP	16		/* and max_archive_depth to this */
 #define MIME_SNIFF_MAX		(64 * 1024)	/* bytes given to libmagic */
+#define MIME_SNIFF_BINARY	(16 * 1024)	/* ... if not starting with NUL */
 #define MIME_SNIFF_TEXT		1024		/* ... if they look like text */
 #define MIME_HEADER_MAX		(64 * 1024)	/* Content-* header bytes parsed */
 #define MIME_PARAMS_MAX		64		/* parameters read per field */

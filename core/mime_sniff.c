@@ -11,9 +11,10 @@
  * Cost: libmagic runs its regex tests over the whole window, ~3.5 ms for
  * 64 KiB of plain prose but ~0.9 ms for 1 KiB, with the same answer. So
  * content whose first 1 KiB is text (no NUL, no control bytes but
- * TAB/LF/VT/FF/CR/ESC) is sniffed on that much, cut at a line end; all
- * other content on its first 64 KiB. Formats found far from the start (tar
- * at 257, ISO 9660 at 32 KiB) begin with NUL bytes, so they keep 64 KiB.
+ * TAB/LF/VT/FF/CR/ESC) is sniffed on that much, cut at a line end; other
+ * content on its first 16 KiB (about 50 us instead of 90 us for 64 KiB),
+ * or 64 KiB when it begins with a NUL byte: formats found far from the
+ * start (ISO 9660 at 32 KiB) begin with a zeroed area.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -81,10 +82,12 @@ window(const unsigned char *p, size_t n)
 {
 	size_t k = n < MIME_SNIFF_TEXT ? n : MIME_SNIFF_TEXT;
 
+	size_t bin = p[0] == 0 ? MIME_SNIFF_MAX : MIME_SNIFF_BINARY;
+
 	for (size_t i = 0; i < k; i++)
 		if ((p[i] < 0x20 && (p[i] < 0x09 || p[i] > 0x0d) &&
 		    p[i] != 0x1b) || p[i] == 0x7f)
-			return n < MIME_SNIFF_MAX ? n : MIME_SNIFF_MAX;
+			return n < bin ? n : bin;
 	if (k == n)
 		return n;
 	for (size_t cut = k; cut > k / 2; cut--)

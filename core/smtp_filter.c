@@ -18,6 +18,7 @@
 #include "dns.h"
 #include "filter.h"
 #include "log.h"
+#include "queue.h"
 #include "loop.h"
 #include "server.h"
 #include "smtp_session.h"
@@ -44,6 +45,23 @@ smtp_filter_subject_init(struct smtp_session *s)
 	f->session_tags = &s->tags;
 }
 
+/* load_message - what filters read of the message, read when they ask */
+static int
+load_message(struct filter_subject *f)
+{
+	struct smtp_session *s = f->msg_owner;
+	struct smtp_tx *tx = s->tx;
+	char *data;
+	size_t len;
+
+	if (tx == NULL || qwriter_read_all(tx->msg, &data, &len) == -1)
+		return -1;
+	message_init(&tx->message, data, len);
+	tx->have_message = 1;
+	f->msg = &tx->message;
+	return 0;
+}
+
 /* subject_refresh - the subject follows the session's current state */
 static void
 subject_refresh(struct smtp_session *s)
@@ -58,6 +76,10 @@ subject_refresh(struct smtp_session *s)
 	f->rcpt = tx ? tx->rcpt : NULL;
 	f->rp = tx && tx->rcpt ? &tx->rp : NULL;
 	f->msg = tx && tx->have_message ? &tx->message : NULL;
+	f->msg_load = tx && tx->content_done && !tx->have_message ?
+	    load_message : NULL;
+	f->msg_owner = s;
+	f->msg_size = tx && tx->msg ? (size_t)qwriter_size(tx->msg) : 0;
 	f->tx_tags = tx ? &tx->env.tags : NULL;
 }
 

@@ -64,6 +64,7 @@ struct smtp_tx {
 	char *rcpt;			/* the RCPT being filtered */
 	struct message message;		/* message stage: what filters see */
 	int have_message;
+	int content_done;		/* the whole message is in */
 	int discard;			/* a filter said discard */
 	struct data_decoder dec;
 	struct qwriter *msg;

@@ -146,7 +146,7 @@ apply_changes(struct smtp_session *s)
 	char *data;
 	int rv;
 
-	if (!tx->message.changed)
+	if (!tx->have_message || !tx->message.changed)
 		return 0;
 	data = message_render(&tx->message, &len);
 	rv = qwriter_replace(tx->msg, data, len);
@@ -186,8 +186,6 @@ end_of_content(struct smtp_session *s)
 	struct smtp_tx *tx = s->tx;
 	const char *reply = data_reply(&tx->dec);
 	int err = qwriter_error(tx->msg);
-	char *data;
-	size_t len;
 
 	if (reply == NULL && err != 0)
 		reply = (err == ENOSPC || err == EDQUOT) ?
@@ -202,18 +200,7 @@ end_of_content(struct smtp_session *s)
 		return;
 	}
 	session_enter(s, SMTP_RCPT);	/* content done, commit pending */
-	if (!pipeline_has(s->pipeline, SLUICE_ON_MESSAGE) &&
-	    !pipeline_has(s->pipeline, SLUICE_ON_QUEUE)) {
-		queue_done(s, &(struct verdict){ .kind = SLUICE_CONTINUE });
-		return;
-	}
-	if (qwriter_read_all(tx->msg, &data, &len) == -1) {
-		session_reply(s, "451 4.3.0 Error: queue file read error");
-		tx_drop(s);
-		return;
-	}
-	message_init(&tx->message, data, len);
-	tx->have_message = 1;
+	tx->content_done = 1;		/* filters may read it from now on */
 	session_stage(s, SLUICE_ON_MESSAGE, message_done);
 }
 

@@ -236,6 +236,27 @@ l_sleep(lua_State *L)
 	return lua_wait(L, sleep_cancel, ev);
 }
 
+/*
+ * sluice.letters(s) -> upper, lower: ASCII capitals and small letters in
+ * s, counted in C (a pattern-matching gsub costs ~15 ns a character)
+ */
+static int
+l_letters(lua_State *L)
+{
+	size_t n;
+	const unsigned char *p = (const unsigned char *)luaL_checklstring(L, 1,
+	    &n);
+	lua_Integer up = 0, low = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		up += p[i] >= 'A' && p[i] <= 'Z';
+		low += p[i] >= 'a' && p[i] <= 'z';
+	}
+	lua_pushinteger(L, up);
+	lua_pushinteger(L, low);
+	return 2;
+}
+
 /* push_value - a configuration value (args:) as Lua data */
 static void
 push_value(lua_State *L, const struct sluice_value *v, int depth)
@@ -305,8 +326,10 @@ lua_api_open(lua_State *L, const struct sluice_value *args)
 		lua_newtable(L);
 	}
 	lua_setglobal(L, "args");
-	lua_createtable(L, 0, 1);
+	lua_createtable(L, 0, 2);
 	lua_pushliteral(L, "0.1");
 	lua_setfield(L, -2, "version");
+	lua_pushcfunction(L, l_letters);
+	lua_setfield(L, -2, "letters");
 	lua_setglobal(L, "sluice");
 }

@@ -36,9 +36,11 @@ check_ctx(lua_State *L)
 static struct message *
 check_msg(lua_State *L, struct sluice_call *c)
 {
-	if (c->subj->msg == NULL)
+	struct message *m = subject_msg(c->subj);
+
+	if (m == NULL)
 		luaL_error(L, "no message at the %s stage", stage_name(c->stage));
-	return c->subj->msg;
+	return m;
 }
 
 static struct message *
@@ -120,8 +122,8 @@ ctx_index(lua_State *L)
 	if (strcmp(k, "client_port") == 0)
 		return push_number_fact(L, c, "client.port");
 	if (strcmp(k, "size") == 0)
-		return push_number_fact(L, c, c->subj->msg ? "message.size" :
-		    "mail.size");
+		return push_number_fact(L, c, c->subj->msg || c->subj->msg_load ?
+		    "message.size" : "mail.size");
 	if (strcmp(k, "smtputf8") == 0) {
 		lua_pushboolean(L, c->subj->mp && c->subj->mp->smtputf8);
 		return 1;

@@ -98,8 +98,11 @@ lua_api_parts(lua_State *L, struct sluice_call *c)
 
 	if (s->mime == NULL) {
 		struct mime_limits lim;
+		struct message *m = subject_msg(s);
+		if (m == NULL)
+			return luaL_error(L, "the message cannot be read");
 		mime_limits_default(&lim);
-		s->mime = mime_parse(s->msg->data, s->msg->len, &lim);
+		s->mime = mime_parse(m->data, m->len, &lim);
 		if (s->mime == NULL)
 			return luaL_error(L, "out of memory parsing MIME");
 	}

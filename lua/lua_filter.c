@@ -232,16 +232,26 @@ lua_current_call(lua_State *L)
 	return ((struct lua_inst *)ud)->current;
 }
 
-/* call_end - release the coroutine and the ctx object of a call */
+/*
+ * call_end - release the ctx object of a call, and its coroutine: one
+ * that finished normally is kept for the next call (a new thread per call
+ * is most of what a trivial hook costs)
+ */
 static void
-call_end(struct sluice_call *c)
+call_end(struct sluice_call *c, int reusable)
 {
 	struct lua_call *lc = c->data;
-	lua_State *L = lc->inst->L;
+	struct lua_inst *in = lc->inst;
+	lua_State *L = in->L;
 
 	lua_api_ctx_invalidate(L, lc->ctx_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, lc->ctx_ref);
-	luaL_unref(L, LUA_REGISTRYINDEX, lc->co_ref);
+	if (reusable && lua_status(lc->co) == LUA_OK &&
+	    in->nidle < (int)(sizeof(in->idle) / sizeof(in->idle[0]))) {
+		lua_settop(lc->co, 0);
+		in->idle[in->nidle++] = lc->co_ref;
+	} else
+		luaL_unref(L, LUA_REGISTRYINDEX, lc->co_ref);
 	free(lc);
 	c->data = NULL;
 }
@@ -279,11 +289,11 @@ resume(struct lua_call *lc, struct sluice_call *c, int nargs)
 		snprintf(why, sizeof(why), "the hook returned %s, not a "
 		    "verdict", luaL_typename(lc->co, -nres));
 	else {
-		call_end(c);
+		call_end(c, 1);
 		call_finish(c);
 		return;
 	}
-	call_end(c);
+	call_end(c, 0);
 	call_fail(c, why);
 }
 
@@ -298,8 +308,15 @@ lua_call_filter(struct sluice_call *c)
 	lc->inst = in;
 	lc->call = c;
 	c->data = lc;
-	lc->co = lua_newthread(L);
-	lc->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	if (in->nidle > 0) {
+		lc->co_ref = in->idle[--in->nidle];
+		lua_rawgeti(L, LUA_REGISTRYINDEX, lc->co_ref);
+		lc->co = lua_tothread(L, -1);
+		lua_pop(L, 1);
+	} else {
+		lc->co = lua_newthread(L);
+		lc->co_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	}
 	lua_rawgeti(lc->co, LUA_REGISTRYINDEX, in->module_ref);
 	lua_getfield(lc->co, -1, stage_name(c->stage));
 	lua_remove(lc->co, -2);
@@ -322,7 +339,7 @@ lua_abort(struct sluice_call *c)
 	if (lc->waiting && lc->cancel != NULL)
 		lc->cancel(lc);
 	lua_resetthread(lc->co);
-	call_end(c);
+	call_end(c, 0);
 }
 
 int

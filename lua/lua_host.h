@@ -48,6 +48,8 @@ struct lua_inst {
 	uint64_t budget_left;		/* of what runs now (call or load) */
 	int budget_out;			/* it ran out: stop at the next chance */
 	lua_State *load_co;		/* the chunk's coroutine while loading */
+	int idle[16];			/* finished coroutines, for reuse */
+	int nidle;
 };
 
 /* Per-call state (sluice_call->data). */

@@ -26,7 +26,7 @@ The score is the sum of the weights of the tests that hit:
   content (text/plain and text/html parts, decoded, up to max_scan bytes)
     PHRASE_<WORDS>      each phrase of `phrases` found (case-insensitive)
     UPPERCASE_RATIO     more than `uppercase_ratio` of the letters are
-                        capitals (at least 40 letters)
+                        capitals (at least 40 ASCII letters)
     HTML_ONLY           HTML text without a text/plain alternative
 
 args (all optional) and their defaults:
@@ -232,9 +232,9 @@ local function check_headers(ctx, hits)
 		local _, lower = subject:gsub("%l", "")
 		if upper >= 10 and lower == 0 then hit(hits, "SUBJECT_ALL_CAPS") end
 	end
-	local received = 0
-	for _, h in ipairs(ctx:headers()) do
-		if h.name:lower() == "received" then received = received + 1 end
+	local received = 0	-- header_raw needs no RFC 2047 decoding
+	while ctx:header_raw("Received", received + 1) do
+		received = received + 1
 	end
 	if received > MAX_RECEIVED then hit(hits, "RECEIVED_MANY") end
 end
@@ -266,8 +266,7 @@ local function check_content(ctx, hits)
 			hit(hits, ph.test, ph.weight)
 		end
 	end
-	local _, up = text:gsub("%u", "")
-	local _, low = text:gsub("%l", "")
+	local up, low = sluice.letters(text)	-- counted in C
 	if up + low >= 40 and up / (up + low) > UPPER_RATIO then
 		hit(hits, "UPPERCASE_RATIO")
 	end
