@@ -80,8 +80,15 @@ filter_dns_query(struct sluice_call *c, const char *name, const char *type,
 	return 0;
 }
 
+/*
+ * filter_decode_header - RFC 2047 decoding; a value without an encoded
+ * word that is valid UTF-8 already needs none (most do: skip GMime)
+ */
 char *
 filter_decode_header(const char *raw)
 {
+	if (raw != NULL && strstr(raw, "=?") == NULL &&
+	    utf8_valid(raw, strlen(raw)) && strpbrk(raw, "\r\n") == NULL)
+		return xstrdup(raw);
 	return mime_decode_header(raw);
 }
