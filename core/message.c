@@ -214,6 +214,57 @@ message_body(const struct message *m, size_t *len)
 	return m->data + m->body_off;
 }
 
+/* render_fields - the header fields into out (sized by the caller) */
+static size_t
+render_fields(const struct message *m, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < m->nhdrs; i++) {
+		const struct msg_header *h = &m->hdrs[i];
+		if (h->raw_len) {
+			memcpy(out + o, m->data + h->raw_off, h->raw_len);
+			o += h->raw_len;
+			continue;
+		}
+		size_t n = strlen(h->name), k = strlen(h->value);
+		memcpy(out + o, h->name, n);
+		o += n;
+		memcpy(out + o, ": ", 2);
+		o += 2;
+		memcpy(out + o, h->value, k);
+		o += k;
+		memcpy(out + o, "\r\n", 2);
+		o += 2;
+	}
+	return o;
+}
+
+static size_t
+fields_size(const struct message *m)
+{
+	size_t cap = 0;
+
+	for (size_t i = 0; i < m->nhdrs; i++)
+		cap += m->hdrs[i].raw_len ? m->hdrs[i].raw_len :
+		    strlen(m->hdrs[i].name) + strlen(m->hdrs[i].value) + 4;
+	return cap;
+}
+
+char *
+message_render_head(const struct message *m, size_t *len)
+{
+	char *out = xmalloc(fields_size(m) + 3);
+	size_t o = render_fields(m, out);
+
+	if (m->has_separator || m->body != NULL) {
+		memcpy(out + o, "\r\n", 2);
+		o += 2;
+	}
+	*len = o;
+	return out;
+}
+
 /*
  * message_render - fields (original bytes where unchanged), the blank
  * line, the body. A replaced body gets its bare LFs made CRLF and a final
@@ -222,32 +273,11 @@ message_body(const struct message *m, size_t *len)
 char *
 message_render(const struct message *m, size_t *len)
 {
-	size_t blen, cap = 0, o = 0;
+	size_t blen, o;
 	const char *body = message_body(m, &blen);
-	char *out;
+	char *out = xmalloc(fields_size(m) + 2 + blen * 2 + 2 + 1);
 
-	for (size_t i = 0; i < m->nhdrs; i++)
-		cap += m->hdrs[i].raw_len ? m->hdrs[i].raw_len :
-		    strlen(m->hdrs[i].name) + strlen(m->hdrs[i].value) + 4;
-	cap += 2 + blen * 2 + 2 + 1;
-	out = xmalloc(cap);
-	for (size_t i = 0; i < m->nhdrs; i++) {
-		const struct msg_header *h = &m->hdrs[i];
-		if (h->raw_len) {
-			memcpy(out + o, m->data + h->raw_off, h->raw_len);
-			o += h->raw_len;
-		} else {
-			size_t n = strlen(h->name), k = strlen(h->value);
-			memcpy(out + o, h->name, n);
-			o += n;
-			memcpy(out + o, ": ", 2);
-			o += 2;
-			memcpy(out + o, h->value, k);
-			o += k;
-			memcpy(out + o, "\r\n", 2);
-			o += 2;
-		}
-	}
+	o = render_fields(m, out);
 	if (m->has_separator || m->body != NULL) {
 		memcpy(out + o, "\r\n", 2);
 		o += 2;

@@ -59,6 +59,8 @@ int	message_replace_body(struct message *, const char *body, size_t len);
 
 /* message_render - the message with all changes, malloc'ed */
 char	*message_render(const struct message *, size_t *len);
+/* message_render_head - the header section and its blank line only */
+char	*message_render_head(const struct message *, size_t *len);
 const char *message_body(const struct message *, size_t *len);
 
 int	message_header_name_ok(const char *);

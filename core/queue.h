@@ -50,6 +50,10 @@ void	qwriter_free(struct qwriter *);
 int	qwriter_read_all(struct qwriter *, char **data, size_t *len);
 /* qwriter_replace - the content becomes data (filters changed it) */
 int	qwriter_replace(struct qwriter *, const char *data, size_t len);
+/* qwriter_replace_ref - head copied, tail only referenced (kept alive by
+ * the caller until commit or free) */
+int	qwriter_replace_ref(struct qwriter *, const char *head, size_t hlen,
+	    const char *tail, size_t tlen);
 
 /* A committed message opened for delivery */
 struct qmsg {

@@ -331,8 +331,8 @@ qwriter_read_all(struct qwriter *w, char **data, size_t *len)
 	return 0;
 }
 
-int
-qwriter_replace(struct qwriter *w, const char *data, size_t len)
+static int
+restart(struct qwriter *w)
 {
 	evbuffer_drain(w->mem, evbuffer_get_length(w->mem));
 	w->size = 0;
@@ -341,7 +341,34 @@ qwriter_replace(struct qwriter *w, const char *data, size_t len)
 		w->err = errno;
 		return -1;
 	}
+	return 0;
+}
+
+int
+qwriter_replace(struct qwriter *w, const char *data, size_t len)
+{
+	if (restart(w) == -1)
+		return -1;
 	return qwriter_append(w, data, len);
+}
+
+/*
+ * qwriter_replace_ref - new content = head (copied) + tail (referenced,
+ * not copied: the caller keeps it alive until the writer is committed or
+ * freed). Saves copying a large body when only headers changed.
+ */
+int
+qwriter_replace_ref(struct qwriter *w, const char *head, size_t hlen,
+    const char *tail, size_t tlen)
+{
+	if (restart(w) == -1 || qwriter_append(w, head, hlen) == -1)
+		return -1;
+	if (w->fd != -1 || evbuffer_get_length(w->mem) + tlen >=
+	    QUEUE_SPILL_BYTES)
+		return qwriter_append(w, tail, tlen);	/* goes to disk */
+	evbuffer_add_reference(w->mem, tail, tlen, NULL, NULL);
+	w->size += tlen;
+	return 0;
 }
 
 void

@@ -136,7 +136,9 @@ queue_stage(struct smtp_session *s)
 
 /*
  * apply_changes - what message-stage filters changed goes into the
- * message to be queued; the envelope was changed in place
+ * message to be queued; the envelope was changed in place. When only
+ * header fields changed, the body is referenced from the message filters
+ * read (tx->message lives until the commit is done), not copied.
  */
 static int
 apply_changes(struct smtp_session *s)
@@ -148,6 +150,14 @@ apply_changes(struct smtp_session *s)
 
 	if (!tx->have_message || !tx->message.changed)
 		return 0;
+	if (tx->message.body == NULL) {	/* headers only: keep the body */
+		size_t blen;
+		const char *body = message_body(&tx->message, &blen);
+		data = message_render_head(&tx->message, &len);
+		rv = qwriter_replace_ref(tx->msg, data, len, body, blen);
+		free(data);
+		return rv;
+	}
 	data = message_render(&tx->message, &len);
 	rv = qwriter_replace(tx->msg, data, len);
 	free(data);

@@ -171,11 +171,19 @@ for name in base noop screen; do   # warm-up: pools filled, states loaded
 done
 
 RAW=$TMP/raw.txt
+# The order rotates every repetition: whatever the disk still owes from the
+# previous run (writeback) falls on each configuration in turn.
 for ((r = 1; r <= REPEAT; r++)); do
-    for name in base noop; do
+    if ((r % 2)); then order2=(base noop); else order2=(noop base); fi
+    case $((r % 3)) in
+        1) order3=(base noop screen) ;;
+        2) order3=(noop screen base) ;;
+        0) order3=(screen base noop) ;;
+    esac
+    for name in "${order2[@]}"; do
         echo "1k $name $(run "$name" 1k "$COUNT_1K")" | tee -a "$RAW"
     done
-    for name in base noop screen; do
+    for name in "${order3[@]}"; do
         echo "100k $name $(run "$name" 100k "$COUNT_100K")" | tee -a "$RAW"
     done
 done

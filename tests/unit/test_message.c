@@ -93,6 +93,14 @@ test_changes(void **state)
 	    "X-New: added\r\n"
 	    "\r\n"
 	    "body line\r\n.\r\n");
+	/* the head alone, then the untouched body, is the same text */
+	size_t hlen, blen;
+	char *head = message_render_head(&m, &hlen);
+	const char *body = message_body(&m, &blen);
+	assert_int_equal(hlen + blen, strlen(out));
+	assert_memory_equal(head, out, hlen);
+	assert_memory_equal(body, out + hlen, blen);
+	free(head);
 	free(out);
 	assert_true(m.changed);
 	message_clear(&m);
