@@ -458,7 +458,19 @@ set_defaults(struct conf_loader *ld)
 	if (default_networks(ld) == -1)
 		return -1;
 	cf->workers = 0;
-	cf->delivery_concurrency = 8;
+	cf->delivery.concurrency = 100;
+	cf->delivery.local_concurrency = 8;
+	cf->delivery.per_destination = 20;
+	cf->delivery.recipients_per_transaction = 100;
+	cf->delivery.messages_per_connection = 1000;
+	cf->delivery.connection_cache = 2;
+	cf->delivery.connect_timeout = 30;
+	cf->delivery.greeting_timeout = 5 * 60;
+	cf->delivery.command_timeout = 5 * 60;
+	cf->delivery.data_timeout = 10 * 60;
+	cf->delivery.tls = TLS_CLIENT_MAY;
+	cf->local_route.kind = ROUTE_MAILDIR;
+	cf->bounce.return_limit = 10 * 1024 * 1024;
 	cf->retry.first = 5 * 60;
 	cf->retry.max_interval = 60 * 60;
 	cf->retry.lifetime = 5 * 24 * 60 * 60;

@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "conf_filter.h"
+#include "route_spec.h"
 
 #define CONF_ERR_LEN 512
 
@@ -66,6 +67,51 @@ struct conf_retry {			/* all in seconds */
 	unsigned warn_after;
 };
 
+/* retry: domains: {DOMAIN: {...}} - overrides for one recipient domain;
+   a key not given there keeps the global value */
+struct conf_retry_domain {
+	char *domain;			/* lower case */
+	struct conf_retry retry;
+};
+
+/* routes: {DOMAIN: ROUTE} - DOMAIN is "example.org" (exactly that
+   domain), ".example.org" (its subdomains) or "*" (any domain that is not
+   local); ROUTE is a route spec (route_spec.h) or the name of an entry of
+   transports: (stored resolved). */
+struct conf_route {
+	char *domain;			/* lower case, as written */
+	struct route_spec spec;
+};
+
+struct conf_transport {			/* transports: {NAME: ROUTE} */
+	char *name;
+	struct route_spec spec;
+};
+
+enum tls_client_policy {
+	TLS_CLIENT_MAY,			/* STARTTLS when offered (default) */
+	TLS_CLIENT_NONE,		/* never */
+};
+
+struct conf_delivery {
+	unsigned concurrency;		/* deliveries at once, all kinds */
+	unsigned local_concurrency;	/* Maildir writers (threads) */
+	unsigned per_destination;	/* connections to one next hop */
+	unsigned recipients_per_transaction;	/* RCPTs per MAIL (SMTP) */
+	unsigned messages_per_connection;	/* then QUIT, reconnect */
+	unsigned connection_cache;	/* seconds an idle connection stays */
+	unsigned connect_timeout;	/* seconds */
+	unsigned greeting_timeout;
+	unsigned command_timeout;	/* each command's reply */
+	unsigned data_timeout;		/* the reply after the final dot */
+	char *helo_name;		/* NULL: hostname */
+	enum tls_client_policy tls;
+};
+
+struct conf_bounce {
+	uint64_t return_limit;		/* RET=FULL: bytes of the original */
+};
+
 enum log_target {
 	LOG_TARGET_STDERR,
 	LOG_TARGET_SYSLOG,
@@ -96,7 +142,6 @@ struct config {
 	char *spool;			/* absolute path */
 	char *user;			/* NULL: do not change user */
 	unsigned workers;		/* 0 = one per core */
-	unsigned delivery_concurrency;	/* parallel deliveries */
 
 	struct conf_listener *listeners;
 	size_t nlisteners;
@@ -106,6 +151,15 @@ struct config {
 
 	char **local_domains;		/* lower case */
 	size_t nlocal_domains;
+	char **relay_domains;		/* lower case: accepted from anyone,
+					   delivered by routes: or MX */
+	size_t nrelay_domains;
+
+	struct conf_route *routes;	/* routes:, in file order */
+	size_t nroutes;
+	struct conf_transport *transports;
+	size_t ntransports;
+	struct route_spec local_route;	/* mailboxes.delivery (maildir) */
 
 	char *maildir;			/* template with %d %u, absolute */
 	char **mailbox_users;		/* "local@domain", lower case */
@@ -115,6 +169,11 @@ struct config {
 
 	struct conf_limits limits;
 	struct conf_retry retry;
+	struct conf_retry_domain *retry_domains;
+	size_t nretry_domains;
+	struct conf_delivery delivery;
+	struct conf_bounce bounce;
+	char *control_socket;		/* absolute; default SPOOL/control */
 	struct conf_dns dns;
 
 	struct conf_filter *filters;	/* pipeline:, in order */
@@ -133,5 +192,16 @@ int	conf_parse_size(const char *, uint64_t *bytes);
 int	conf_parse_network(const char *, struct conf_network *);
 int	conf_network_match(const struct conf_network *,
 	    const struct sockaddr *);
+
+/* conf_route_find - the routes: entry for a domain (exact, then the
+   closest ".parent", then "*" when !local); NULL when none applies */
+const struct route_spec *conf_route_find(const struct config *,
+	    const char *domain, int local);
+/* conf_transport_find - transports: NAME, or NULL */
+const struct route_spec *conf_transport_find(const struct config *,
+	    const char *name);
+/* conf_retry_for - the retry settings for a recipient domain */
+const struct conf_retry *conf_retry_for(const struct config *,
+	    const char *domain);
 
 #endif

@@ -119,7 +119,7 @@ start(void)
 	    sizeof(err))) == NULL)
 		fatalx("event=init error=%s", log_q(err));
 	server.commit_pool = iopool_new("commit", COMMIT_THREADS);
-	server.delivery_pool = iopool_new("delivery", c->delivery_concurrency);
+	server.delivery_pool = iopool_new("delivery", c->delivery.local_concurrency);
 	server.qmgr = loop_new("qmgr");
 	qmgr_init();
 	qmgr_recover();

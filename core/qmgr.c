@@ -138,7 +138,7 @@ dispatch(void)
 	struct qentry *e;
 
 	while (!qm.stopping &&
-	    qm.in_flight < server.conf->delivery_concurrency &&
+	    qm.in_flight < server.conf->delivery.local_concurrency &&
 	    (e = ready_pop()) != NULL) {
 		qm.in_flight++;
 		iopool_submit(server.delivery_pool, attempt_work, server.qmgr,

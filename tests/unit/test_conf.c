@@ -359,7 +359,6 @@ test_full_config(void **state)
 	    "spool: /var/spool/sluice\n"
 	    "user: sluice\n"
 	    "workers: 4\n"
-	    "delivery_concurrency: 16\n"
 	    "listeners:\n"
 	    "  - {name: mx, address: 127.0.0.1, port: 25, role: mx}\n"
 	    "  - {name: sub, address: \"::1\", port: 587, role: submission}\n"
@@ -395,7 +394,6 @@ test_full_config(void **state)
 	assert_string_equal(cf->spool, "/var/spool/sluice");
 	assert_string_equal(cf->user, "sluice");
 	assert_int_equal(cf->workers, 4);
-	assert_int_equal(cf->delivery_concurrency, 16);
 
 	assert_int_equal(cf->nlisteners, 3);
 	assert_string_equal(cf->listeners[0].name, "mx");
@@ -457,7 +455,8 @@ assert_defaults(const struct config *cf)
 	assert_cwd_path(cf->spool, "var/spool");
 	assert_null(cf->user);
 	assert_int_equal(cf->workers, 0);
-	assert_int_equal(cf->delivery_concurrency, 8);
+	assert_int_equal(cf->delivery.concurrency, 100);
+	assert_int_equal(cf->delivery.local_concurrency, 8);
 	assert_int_equal(cf->ntrusted_networks, 2);
 	assert_int_equal(cf->trusted_networks[0].family, AF_INET);
 	assert_int_equal(cf->trusted_networks[0].prefix, 8);
@@ -638,9 +637,6 @@ test_bad_values(void **state)
 		{ BASE "workers: 99999999999999999999999\n", "3:10: invalid "
 		    "value '99999999999999999999999' for 'workers': expected "
 		    "an integer from 0 to 64" },
-		{ BASE "delivery_concurrency: 0\n", "3:23: invalid value '0' "
-		    "for 'delivery_concurrency': expected an integer from 1 "
-		    "to 1000" },
 		{ BASE "limits: {line_length: 79}\n", "3:23: invalid value "
 		    "'79' for 'limits.line_length': expected an integer from "
 		    "80 to 1000000" },
