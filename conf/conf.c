@@ -2,11 +2,12 @@
  * conf.c - conf_load(): defaults, then the YAML file walked by schema tables
  *
  * API: conf_load(), conf_free() (see conf.h); the walker, generic setters
- * and error helpers used by conf_schema.c and conf_users.c (conf_priv.h).
+ * and error helpers used by the other files of conf/ (conf_priv.h).
  * A load fills struct config with defaults, parses the file into a node
  * tree (conf_yaml.c), walks every mapping against its table of struct
  * conf_key (conf_schema.c), then runs the checks that need the whole file
- * (listeners present, mailbox domains local, users_file read).
+ * (listeners present, transport names resolved, retry.domains and
+ * control.socket completed, mailbox domains local, users_file read).
  * Errors: NULL and "FILE:LINE:COL: what" in err; the first error stops the
  * load. Nothing is logged, nothing exits.
  * Ownership: the caller owns the config; conf_free() releases all of it.
@@ -565,6 +566,8 @@ conf_free(struct config *cf)
 	free(cf->mailbox_users_file);
 	free(cf->postmaster);
 	conf_pipeline_free(cf);
+	conf_routes_free(cf);
+	conf_delivery_free(cf);
 	free(cf->log.facility);
 	free(cf);
 }

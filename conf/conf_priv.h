@@ -5,7 +5,9 @@
  * conf_key (one row of a schema table: key name, setter, where to store the
  * value, its range or sub-table), the generic setters and error helpers of
  * conf.c, the top-level table of conf_schema.c, the mailbox users check of
- * conf_users.c and the small validators of conf_types.c.
+ * conf_users.c, the routing keys of conf_routes.c, the delivery, bounce,
+ * control and retry tables of conf_delivery.c and the small validators of
+ * conf_types.c.
  * Errors: functions returning int give 0 or -1; on -1 the error text is
  * already in ld->err as "FILE:LINE:COL: what".
  * Ownership: everything allocated goes straight into ld->cf, so that
@@ -33,7 +35,10 @@ struct conf_loader {
 	const struct ynode	*users;		/* mailboxes.users, or NULL */
 	const struct ynode	*users_file;	/* mailboxes.users_file value */
 	const struct ynode	*postmaster;	/* mailboxes.postmaster value */
-	char			 qname[128];	/* "section.key" for messages */
+	const struct ynode	*relay;		/* domains.relay list, or NULL */
+	const struct ynode	*routes;	/* routes: mapping, or NULL */
+	const struct ynode	*local_route;	/* mailboxes.delivery value */
+	char			 qname[320];	/* "section.key" for messages */
 };
 
 typedef int (*conf_setter)(struct conf_loader *, const struct conf_key *,
@@ -101,6 +106,25 @@ void	conf_pipeline_free(struct config *);
 
 /* conf_users.c */
 int	conf_users_finish(struct conf_loader *);
+
+/* conf_routes.c: routes:, transports:, mailboxes.delivery */
+int	conf_set_routes(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+int	conf_set_transports(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+int	conf_set_local_route(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+int	conf_routes_finish(struct conf_loader *);
+void	conf_routes_free(struct config *);
+
+/* conf_delivery.c: delivery:, bounce:, control:, retry: (with domains:) */
+extern const struct conf_key conf_retry_keys[];
+extern const struct conf_key conf_bounce_keys[];
+extern const struct conf_key conf_control_keys[];
+int	conf_set_delivery(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+int	conf_delivery_finish(struct conf_loader *);
+void	conf_delivery_free(struct config *);
 
 /* conf_types.c */
 int	 conf_parse_uint(const char *, unsigned long long,

@@ -4,8 +4,10 @@
  * API: conf_top_keys[] (walked by conf_load()), conf_schema_finish() for the
  * checks that need the whole file; see conf_priv.h.
  * Each row names a key, its setter and where the value goes. Keys of
- * features not written yet (tls, auth, relay, routes, pipeline, ...) have a
- * row whose setter says so, rather than being silently ignored.
+ * features not written yet (tls, auth, metrics) have a row whose setter
+ * says so, rather than being silently ignored. The tables of delivery:,
+ * bounce:, control: and retry: are in conf_delivery.c, the routing keys in
+ * conf_routes.c.
  * Errors: 0 or -1 with "FILE:LINE:COL: what" in ld->err.
  * Ownership: setters store straight into ld->cf (see conf_priv.h).
  */
@@ -35,7 +37,13 @@ static int	 set_role(struct conf_loader *, const struct conf_key *,
 		    const struct ynode *, const struct ynode *, void *);
 static int	 set_networks(struct conf_loader *, const struct conf_key *,
 		    const struct ynode *, const struct ynode *, void *);
+static int	 in_list(char *const *, size_t, const char *);
+static int	 add_domains(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, char ***, size_t *);
 static int	 set_local_domains(struct conf_loader *,
+		    const struct conf_key *, const struct ynode *,
+		    const struct ynode *, void *);
+static int	 set_relay_domains(struct conf_loader *,
 		    const struct conf_key *, const struct ynode *,
 		    const struct ynode *, void *);
 static int	 set_maildir(struct conf_loader *, const struct conf_key *,
@@ -79,7 +87,7 @@ static const struct conf_key listener_keys[] = {
 
 static const struct conf_key domain_keys[] = {
 	{ "local",	set_local_domains, 0,		0, 0,	  NULL },
-	{ "relay",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "relay",	set_relay_domains, 0,		0, 0,	  NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
 
@@ -89,16 +97,8 @@ static const struct conf_key mailbox_keys[] = {
 	{ "users",	set_users,	0,		0, 0,	  NULL },
 	{ "users_file",	set_users_file,	CF(mailbox_users_file), 0, 0, NULL },
 	{ "postmaster",	set_postmaster,	CF(postmaster),	0, 0,	  NULL },
+	{ "delivery",	conf_set_local_route, 0,	0, 0,	  NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
-};
-
-#define RT(f)	offsetof(struct conf_retry, f)
-static const struct conf_key retry_keys[] = {
-	{ "first",	  conf_set_duration, RT(first),	       1, 0, NULL },
-	{ "max_interval", conf_set_duration, RT(max_interval), 1, 0, NULL },
-	{ "lifetime",	  conf_set_duration, RT(lifetime),     1, 0, NULL },
-	{ "warn_after",	  conf_set_duration, RT(warn_after),   1, 0, NULL },
-	{ NULL,		  NULL,		     0,		       0, 0, NULL },
 };
 
 #define LIM(f)	offsetof(struct conf_limits, f)
@@ -150,17 +150,20 @@ const struct conf_key conf_top_keys[] = {
 	{ "trusted_networks", set_networks, 0,		0, 0,	  NULL },
 	{ "domains",	conf_set_section, 0,		0, 0, domain_keys },
 	{ "mailboxes",	conf_set_section, 0,		0, 0, mailbox_keys },
-	{ "retry",	conf_set_section, CF(retry),	0, 0, retry_keys },
+	{ "retry",	conf_set_section, CF(retry),	0, 0, conf_retry_keys },
 	{ "limits",	conf_set_section, CF(limits),	0, 0, limit_keys },
 	{ "smtp",	conf_set_section, 0,		0, 0, smtp_keys },
 	{ "log",	conf_set_section, CF(log),	0, 0, log_keys },
-	{ "routes",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "routes",	conf_set_routes, 0,		0, 0,	  NULL },
+	{ "transports",	conf_set_transports, 0,		0, 0,	  NULL },
+	{ "delivery",	conf_set_delivery, 0,		0, 0,	  NULL },
+	{ "bounce",	conf_set_section, CF(bounce),	0, 0, conf_bounce_keys },
 	{ "dns",	conf_set_section, CF(dns),	0, 0,	  dns_keys },
 	{ "auth",	conf_set_unsupported, 0,	0, 0,	  NULL },
 	{ "pipeline",	conf_set_pipeline, 0,		0, 0,	  NULL },
 	{ "plugin_dir",	conf_set_path,	CF(plugin_dir),	0, 0,	  NULL },
 	{ "metrics",	conf_set_unsupported, 0,	0, 0,	  NULL },
-	{ "control",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "control",	conf_set_section, 0,		0, 0, conf_control_keys },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
 
@@ -356,20 +359,25 @@ set_networks(struct conf_loader *ld, const struct conf_key *k,
 }
 
 static int
-set_local_domains(struct conf_loader *ld, const struct conf_key *k,
-    const struct ynode *key, const struct ynode *val, void *obj)
+in_list(char *const *list, size_t n, const char *d)
 {
-	struct config	*cf = obj;
+	size_t	 i;
+
+	for (i = 0; i < n; i++)
+		if (strcmp(list[i], d) == 0)
+			return 1;
+	return 0;
+}
+
+/* The domains of a list into *list: checked, lower case, repeats dropped. */
+static int
+add_domains(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *val, char ***list, size_t *n)
+{
 	const char	*v;
 	char		*d, **p, q[QUOTE_LEN];
 	size_t		 i;
 
-	(void)key;
-	if (conf_expect(ld, val, YNODE_SEQUENCE, conf_qname(ld, k)) == -1)
-		return -1;
-	if (val->nkids == 0)
-		return conf_error(ld, val, "'%s' needs at least one domain",
-		    conf_qname(ld, k));
 	for (i = 0; i < val->nkids; i++) {
 		if ((v = conf_scalar(ld, k, val->kids[i])) == NULL)
 			return -1;
@@ -379,19 +387,50 @@ set_local_domains(struct conf_loader *ld, const struct conf_key *k,
 			    conf_qname(ld, k));
 		if ((d = conf_strdup(ld, val->kids[i], v)) == NULL)
 			return -1;
-		if (conf_is_local_domain(cf, conf_lower(d))) {
+		if (in_list(*list, *n, conf_lower(d))) {
 			free(d);
 			continue;
 		}
-		if ((p = conf_push(ld, val->kids[i], cf->local_domains,
-		    &cf->nlocal_domains, sizeof(*p))) == NULL) {
+		if ((p = conf_push(ld, val->kids[i], *list, n,
+		    sizeof(*p))) == NULL) {
 			free(d);
 			return -1;
 		}
-		cf->local_domains = p;
-		p[cf->nlocal_domains - 1] = d;
+		*list = p;
+		p[*n - 1] = d;
 	}
 	return 0;
+}
+
+static int
+set_local_domains(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	struct config	*cf = obj;
+
+	(void)key;
+	if (conf_expect(ld, val, YNODE_SEQUENCE, conf_qname(ld, k)) == -1)
+		return -1;
+	if (val->nkids == 0)
+		return conf_error(ld, val, "'%s' needs at least one domain",
+		    conf_qname(ld, k));
+	return add_domains(ld, k, val, &cf->local_domains,
+	    &cf->nlocal_domains);
+}
+
+/* An empty list is fine; conf_routes_finish() checks against local. */
+static int
+set_relay_domains(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	struct config	*cf = obj;
+
+	(void)key;
+	if (conf_expect(ld, val, YNODE_SEQUENCE, conf_qname(ld, k)) == -1)
+		return -1;
+	ld->relay = val;
+	return add_domains(ld, k, val, &cf->relay_domains,
+	    &cf->nrelay_domains);
 }
 
 /* A path template: only %d (domain) and %u (local part), %u required. */
@@ -610,7 +649,10 @@ parse_dns_server(const char *s, struct conf_dns_server *srv,
 	return 0;
 }
 
-/* What only the whole file can tell: at least one listener and domain. */
+/*
+ * What only the whole file can tell: at least one listener and domain,
+ * then the routing and delivery checks that depend on other keys.
+ */
 int
 conf_schema_finish(struct conf_loader *ld)
 {
@@ -620,5 +662,7 @@ conf_schema_finish(struct conf_loader *ld)
 	if (ld->cf->nlocal_domains == 0)
 		return conf_error(ld, ld->root, "no local domain: "
 		    "'domains.local' needs at least one domain");
-	return 0;
+	if (conf_routes_finish(ld) == -1)
+		return -1;
+	return conf_delivery_finish(ld);
 }

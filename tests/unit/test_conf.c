@@ -450,13 +450,40 @@ test_full_config(void **state)
 }
 
 static void
+assert_delivery_defaults(const struct config *cf)
+{
+	assert_int_equal(cf->delivery.concurrency, 100);
+	assert_int_equal(cf->delivery.local_concurrency, 8);
+	assert_int_equal(cf->delivery.per_destination, 20);
+	assert_int_equal(cf->delivery.recipients_per_transaction, 100);
+	assert_int_equal(cf->delivery.messages_per_connection, 1000);
+	assert_int_equal(cf->delivery.connection_cache, 2);
+	assert_int_equal(cf->delivery.connect_timeout, 30);
+	assert_int_equal(cf->delivery.greeting_timeout, 300);
+	assert_int_equal(cf->delivery.command_timeout, 300);
+	assert_int_equal(cf->delivery.data_timeout, 600);
+	assert_null(cf->delivery.helo_name);
+	assert_int_equal(cf->delivery.tls, TLS_CLIENT_MAY);
+	assert_int_equal(cf->bounce.return_limit, 10 * 1024 * 1024);
+	assert_int_equal(cf->local_route.kind, ROUTE_MAILDIR);
+	assert_int_equal(cf->nrelay_domains, 0);
+	assert_null(cf->relay_domains);
+	assert_int_equal(cf->nroutes, 0);
+	assert_int_equal(cf->ntransports, 0);
+	assert_int_equal(cf->nretry_domains, 0);
+	assert_cwd_path(cf->control_socket, "var/spool/control");
+	assert_null(conf_route_find(cf, "example.org", 0));
+	assert_null(conf_transport_find(cf, "relay"));
+	assert_ptr_equal(conf_retry_for(cf, "example.org"), &cf->retry);
+}
+
+static void
 assert_defaults(const struct config *cf)
 {
 	assert_cwd_path(cf->spool, "var/spool");
 	assert_null(cf->user);
 	assert_int_equal(cf->workers, 0);
-	assert_int_equal(cf->delivery.concurrency, 100);
-	assert_int_equal(cf->delivery.local_concurrency, 8);
+	assert_delivery_defaults(cf);
 	assert_int_equal(cf->ntrusted_networks, 2);
 	assert_int_equal(cf->trusted_networks[0].family, AF_INET);
 	assert_int_equal(cf->trusted_networks[0].prefix, 8);
@@ -506,7 +533,8 @@ test_defaults(void **state)
 
 	/* empty sections keep every default */
 	cf = load_ok(BASE "retry: {}\nlimits: {}\nlog: {}\nsmtp: {}\n"
-	    "mailboxes: {}\n");
+	    "mailboxes: {}\ndelivery: {}\nbounce: {}\ncontrol: {}\n"
+	    "routes: {}\ntransports: {}\n");
 	assert_non_null(cf);
 	assert_defaults(cf);
 	conf_free(cf);
@@ -891,7 +919,7 @@ static void
 test_not_supported(void **state)
 {
 	static const char *const	 keys[] = {
-		"routes", "auth", "metrics", "control",
+		"auth", "metrics",
 	};
 	static const struct err_case	 c[] = {
 		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
@@ -900,9 +928,6 @@ test_not_supported(void **state)
 		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
 		    "auth: required}]\n",
 		    "1:56: 'auth' is not supported yet" },
-		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525}]\n"
-		    "domains: {local: [example.test], relay: {}}\n",
-		    "2:34: 'relay' is not supported yet" },
 	};
 	char				 text[256], want[128];
 	size_t				 i;
@@ -915,6 +940,574 @@ test_not_supported(void **state)
 		expect_error(text, want);
 	}
 	RUN_CASES(c);
+}
+
+/* ---- routes, transports, delivery ----------------------------------- */
+
+static void
+assert_route(const struct route_spec *r, const char *canonical)
+{
+	char	 buf[ROUTE_SPEC_LEN];
+
+	assert_non_null(r);
+	route_spec_format(r, buf, sizeof(buf));
+	assert_string_equal(buf, canonical);
+}
+
+static void
+test_relay_domains(void **state)
+{
+	struct config	*cf;
+
+	(void)state;
+	cf = load_ok("listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+	    "domains:\n"
+	    "  relay: [Relay.Example, b.example, relay.example]\n"
+	    "  local: [example.test]\n");
+	assert_int_equal(cf->nrelay_domains, 2);
+	assert_string_equal(cf->relay_domains[0], "relay.example");
+	assert_string_equal(cf->relay_domains[1], "b.example");
+	conf_free(cf);
+
+	cf = load_ok("listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+	    "domains: {local: [example.test], relay: []}\n");
+	assert_int_equal(cf->nrelay_domains, 0);
+	conf_free(cf);
+}
+
+static void
+test_routes(void **state)
+{
+	struct config	*cf;
+
+	(void)state;
+	/* names resolve whichever of routes: and transports: comes first */
+	cf = load_ok(BASE
+	    "routes:\n"
+	    "  Example.ORG: \"smtp:[MX.example.net]:2525\"\n"
+	    "  .example.org: dovecot\n"
+	    "  .sub.example.org: discard\n"
+	    "  relay.example: smtp\n"
+	    "  lan.example: \"smtp:[192.0.2.25]\"\n"
+	    "  \"*\": smarthost\n"
+	    "transports:\n"
+	    "  smarthost: \"smtp:[smtp.isp.example]:587\"\n"
+	    "  dovecot: lmtp:unix:/run/dovecot/lmtp\n"
+	    "  x_y-9: \"lmtp:[127.0.0.1]:24\"\n");
+	assert_int_equal(cf->nroutes, 6);
+	assert_string_equal(cf->routes[0].domain, "example.org");
+	assert_route(&cf->routes[0].spec, "smtp:[mx.example.net]:2525");
+	assert_string_equal(cf->routes[1].domain, ".example.org");
+	assert_route(&cf->routes[1].spec, "lmtp:unix:/run/dovecot/lmtp");
+	assert_string_equal(cf->routes[2].domain, ".sub.example.org");
+	assert_route(&cf->routes[2].spec, "discard");
+	assert_string_equal(cf->routes[3].domain, "relay.example");
+	assert_route(&cf->routes[3].spec, "smtp");
+	assert_string_equal(cf->routes[4].domain, "lan.example");
+	assert_route(&cf->routes[4].spec, "smtp:[192.0.2.25]:25");
+	assert_int_equal(cf->routes[4].spec.literal, 1);
+	assert_string_equal(cf->routes[5].domain, "*");
+	assert_route(&cf->routes[5].spec, "smtp:[smtp.isp.example]:587");
+
+	assert_int_equal(cf->ntransports, 3);
+	assert_string_equal(cf->transports[0].name, "smarthost");
+	assert_string_equal(cf->transports[1].name, "dovecot");
+	assert_string_equal(cf->transports[2].name, "x_y-9");
+	assert_route(conf_transport_find(cf, "x_y-9"), "lmtp:[127.0.0.1]:24");
+	assert_route(conf_transport_find(cf, "dovecot"),
+	    "lmtp:unix:/run/dovecot/lmtp");
+	assert_null(conf_transport_find(cf, "Dovecot"));
+	assert_null(conf_transport_find(cf, "smtp"));
+	assert_null(conf_transport_find(cf, NULL));
+	conf_free(cf);
+
+	/* transports: first */
+	cf = load_ok(BASE
+	    "transports: {relay: \"smtp:relay.example:2525\"}\n"
+	    "routes: {example.org: relay}\n");
+	assert_route(conf_route_find(cf, "example.org", 0),
+	    "smtp:relay.example:2525");
+	assert_int_equal(cf->routes[0].spec.mx, 1);
+	conf_free(cf);
+}
+
+static void
+test_route_find(void **state)
+{
+	struct config	*cf;
+
+	(void)state;
+	cf = load_ok(BASE
+	    "routes:\n"
+	    "  example.org: \"smtp:[exact.example]\"\n"
+	    "  .example.org: \"smtp:[parent.example]\"\n"
+	    "  .deep.example.org: \"smtp:[deep.example]\"\n"
+	    "  example.test: \"lmtp:[127.0.0.1]:24\"\n"
+	    "  .example.test: discard\n"
+	    "  \"*\": \"smtp:[any.example]\"\n");
+	/* exact */
+	assert_route(conf_route_find(cf, "example.org", 0),
+	    "smtp:[exact.example]:25");
+	assert_route(conf_route_find(cf, "EXAMPLE.org", 1),
+	    "smtp:[exact.example]:25");
+	/* longest parent, at a label boundary */
+	assert_route(conf_route_find(cf, "a.example.org", 0),
+	    "smtp:[parent.example]:25");
+	assert_route(conf_route_find(cf, "x.y.Example.Org", 1),
+	    "smtp:[parent.example]:25");
+	assert_route(conf_route_find(cf, "deep.example.org", 0),
+	    "smtp:[parent.example]:25");
+	assert_route(conf_route_find(cf, "a.deep.example.org", 0),
+	    "smtp:[deep.example]:25");
+	assert_route(conf_route_find(cf, "b.a.deep.example.org", 1),
+	    "smtp:[deep.example]:25");
+	/* not a label boundary: falls to "*" (remote) or nothing (local) */
+	assert_route(conf_route_find(cf, "badexample.org", 0),
+	    "smtp:[any.example]:25");
+	assert_null(conf_route_find(cf, "badexample.org", 1));
+	assert_route(conf_route_find(cf, "org", 0), "smtp:[any.example]:25");
+	/* a local domain's own entries apply; "*" does not */
+	assert_route(conf_route_find(cf, "example.test", 1),
+	    "lmtp:[127.0.0.1]:24");
+	assert_route(conf_route_find(cf, "a.example.test", 1), "discard");
+	assert_null(conf_route_find(cf, "other.test", 1));
+	assert_route(conf_route_find(cf, "other.test", 0),
+	    "smtp:[any.example]:25");
+	assert_null(conf_route_find(cf, NULL, 0));
+	conf_free(cf);
+
+	/* without "*", a remote domain has no entry (MX lookup) */
+	cf = load_ok(BASE "routes: {.example.org: discard}\n");
+	assert_null(conf_route_find(cf, "example.net", 0));
+	assert_null(conf_route_find(cf, "example.org", 0));
+	assert_route(conf_route_find(cf, "a.example.org", 0), "discard");
+	conf_free(cf);
+}
+
+static void
+test_local_route(void **state)
+{
+	struct config	*cf;
+
+	(void)state;
+	cf = load_ok(BASE "mailboxes: {delivery: maildir}\n");
+	assert_int_equal(cf->local_route.kind, ROUTE_MAILDIR);
+	conf_free(cf);
+
+	cf = load_ok(BASE "mailboxes: {delivery: \"LMTP:[::1]:2424\"}\n");
+	assert_route(&cf->local_route, "lmtp:[::1]:2424");
+	conf_free(cf);
+
+	/* a transport, defined before or after */
+	cf = load_ok(BASE "mailboxes: {delivery: dovecot}\n"
+	    "transports: {dovecot: \"lmtp:unix:/run/dovecot/lmtp\"}\n");
+	assert_route(&cf->local_route, "lmtp:unix:/run/dovecot/lmtp");
+	assert_int_equal(cf->local_route.unix_socket, 1);
+	conf_free(cf);
+}
+
+static void
+test_retry_domains(void **state)
+{
+	struct config			*cf;
+	const struct conf_retry		*r;
+
+	(void)state;
+	/* unset keys take the global value, even one written after */
+	cf = load_ok(BASE "retry:\n"
+	    "  domains:\n"
+	    "    Slow.Example: {lifetime: 1d, first: 30s}\n"
+	    "    fast.example: {max_interval: 10m, warn_after: 1h}\n"
+	    "    same.example: {}\n"
+	    "  first: 2m\n"
+	    "  warn_after: 2h\n");
+	assert_int_equal(cf->nretry_domains, 3);
+	assert_string_equal(cf->retry_domains[0].domain, "slow.example");
+	r = conf_retry_for(cf, "slow.example");
+	assert_ptr_equal(r, &cf->retry_domains[0].retry);
+	assert_int_equal(r->first, 30);
+	assert_int_equal(r->max_interval, 3600);
+	assert_int_equal(r->lifetime, 86400);
+	assert_int_equal(r->warn_after, 7200);
+	r = conf_retry_for(cf, "FAST.example");
+	assert_int_equal(r->first, 120);
+	assert_int_equal(r->max_interval, 600);
+	assert_int_equal(r->lifetime, 5 * 86400);
+	assert_int_equal(r->warn_after, 3600);
+	r = conf_retry_for(cf, "same.example");
+	assert_ptr_equal(r, &cf->retry_domains[2].retry);
+	assert_memory_equal(r, &cf->retry, sizeof(*r));
+	/* exact match only */
+	assert_ptr_equal(conf_retry_for(cf, "a.slow.example"), &cf->retry);
+	assert_ptr_equal(conf_retry_for(cf, "example"), &cf->retry);
+	assert_ptr_equal(conf_retry_for(cf, NULL), &cf->retry);
+	assert_int_equal(cf->retry.first, 120);
+	conf_free(cf);
+}
+
+static void
+test_delivery(void **state)
+{
+	struct config	*cf;
+
+	(void)state;
+	cf = load_ok(BASE "delivery:\n"
+	    "  concurrency: 10000\n"
+	    "  local_concurrency: 256\n"
+	    "  per_destination: 1000\n"
+	    "  recipients_per_transaction: 10000\n"
+	    "  messages_per_connection: 100000\n"
+	    "  connection_cache: 1h\n"
+	    "  connect_timeout: 1s\n"
+	    "  greeting_timeout: 2m\n"
+	    "  command_timeout: 3m\n"
+	    "  data_timeout: 1h30m\n"
+	    "  helo_name: Out.Example.Test\n"
+	    "  tls: none\n"
+	    "bounce: {return_limit: 0}\n"
+	    "control: {socket: /run/sluice/ctl}\n");
+	assert_int_equal(cf->delivery.concurrency, 10000);
+	assert_int_equal(cf->delivery.local_concurrency, 256);
+	assert_int_equal(cf->delivery.per_destination, 1000);
+	assert_int_equal(cf->delivery.recipients_per_transaction, 10000);
+	assert_int_equal(cf->delivery.messages_per_connection, 100000);
+	assert_int_equal(cf->delivery.connection_cache, 3600);
+	assert_int_equal(cf->delivery.connect_timeout, 1);
+	assert_int_equal(cf->delivery.greeting_timeout, 120);
+	assert_int_equal(cf->delivery.command_timeout, 180);
+	assert_int_equal(cf->delivery.data_timeout, 5400);
+	assert_string_equal(cf->delivery.helo_name, "Out.Example.Test");
+	assert_int_equal(cf->delivery.tls, TLS_CLIENT_NONE);
+	assert_int_equal(cf->bounce.return_limit, 0);
+	assert_string_equal(cf->control_socket, "/run/sluice/ctl");
+	conf_free(cf);
+
+	/* lower limits; connection_cache 0 = no reuse */
+	cf = load_ok(BASE "delivery: {concurrency: 1, local_concurrency: 1, "
+	    "per_destination: 1, recipients_per_transaction: 1,\n"
+	    "  messages_per_connection: 1, connection_cache: 0, tls: may}\n"
+	    "bounce: {return_limit: 512K}\n");
+	assert_int_equal(cf->delivery.concurrency, 1);
+	assert_int_equal(cf->delivery.local_concurrency, 1);
+	assert_int_equal(cf->delivery.per_destination, 1);
+	assert_int_equal(cf->delivery.recipients_per_transaction, 1);
+	assert_int_equal(cf->delivery.messages_per_connection, 1);
+	assert_int_equal(cf->delivery.connection_cache, 0);
+	assert_int_equal(cf->delivery.tls, TLS_CLIENT_MAY);
+	assert_int_equal(cf->bounce.return_limit, 512 * 1024);
+	conf_free(cf);
+
+	/* a small concurrency alone shrinks the default per_destination */
+	cf = load_ok(BASE "delivery: {concurrency: 5}\n");
+	assert_int_equal(cf->delivery.concurrency, 5);
+	assert_int_equal(cf->delivery.per_destination, 5);
+	conf_free(cf);
+	cf = load_ok(BASE "delivery: {concurrency: 7, per_destination: 7}\n");
+	assert_int_equal(cf->delivery.per_destination, 7);
+	conf_free(cf);
+}
+
+static void
+test_control_socket(void **state)
+{
+	struct config	*cf;
+	char		 text[512], path[110];
+
+	(void)state;
+	/* relative: from the working directory; default: SPOOL/control */
+	cf = load_ok(BASE "control: {socket: run/ctl}\n");
+	assert_cwd_path(cf->control_socket, "run/ctl");
+	conf_free(cf);
+	cf = load_ok(BASE "spool: /var/spool/sluice/\n");
+	assert_string_equal(cf->control_socket, "/var/spool/sluice/control");
+	conf_free(cf);
+	cf = load_ok("spool: /q\n" BASE);
+	assert_string_equal(cf->control_socket, "/q/control");
+	conf_free(cf);
+
+	/* 107 bytes fit in sun_path */
+	memset(path, 'c', 107);
+	path[0] = '/';
+	path[107] = '\0';
+	snprintf(text, sizeof(text), BASE "control: {socket: %s}\n", path);
+	cf = load_ok(text);
+	assert_string_equal(cf->control_socket, path);
+	conf_free(cf);
+	/* and so does a spool of 99 */
+	path[99] = '\0';
+	snprintf(text, sizeof(text), BASE "spool: %s\n", path);
+	cf = load_ok(text);
+	assert_int_equal(strlen(cf->control_socket), 107);
+	conf_free(cf);
+}
+
+static void
+test_routing_errors(void **state)
+{
+	static const struct err_case	 c[] = {
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+		    "domains: {local: [example.test], relay: [ex_ample.org]}\n",
+		    "2:42: invalid domain 'ex_ample.org' in 'domains.relay'" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+		    "domains: {local: [example.test], relay: [a.example, "
+		    "Example.TEST]}\n", "2:53: domain 'example.test' is in "
+		    "both 'domains.local' and 'domains.relay'" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+		    "domains:\n  relay: [example.test]\n"
+		    "  local: [example.test]\n", "3:11: domain 'example.test' "
+		    "is in both 'domains.local' and 'domains.relay'" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+		    "domains: {local: [example.test], relay: a.example}\n",
+		    "2:41: expected a list for 'domains.relay', found a "
+		    "scalar" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 25}]\n"
+		    "domains: {local: [example.test], relay: [~]}\n",
+		    "2:42: missing value for 'domains.relay'" },
+		{ BASE "routes: [a.example]\n",
+		    "3:9: expected a mapping for 'routes', found a list" },
+		{ BASE "routes:\n", "3:8: expected a mapping for 'routes', "
+		    "found an empty value" },
+		{ BASE "routes: {example.org: \"smtp:[a.example\"}\n",
+		    "3:23: invalid value 'smtp:[a.example' for "
+		    "'routes.example.org': missing ']'" },
+		{ BASE "routes: {example.org: \"smtp:[192.0.2.1]:0\"}\n",
+		    "3:23: invalid value 'smtp:[192.0.2.1]:0' for "
+		    "'routes.example.org': port out of range" },
+		{ BASE "routes: {example.org: lmtp}\n",
+		    "3:23: invalid value 'lmtp' for 'routes.example.org': "
+		    "lmtp needs [host]:port, host:port or unix:/path" },
+		{ BASE "routes: {example.org: Relay}\n",
+		    "3:23: invalid value 'Relay' for 'routes.example.org': "
+		    "unknown route type: expected smtp, lmtp, maildir or "
+		    "discard" },
+		{ BASE "routes: {example.org: \"smtp:192.0.2.1\"}\n",
+		    "3:23: invalid value 'smtp:192.0.2.1' for "
+		    "'routes.example.org': address literal needs brackets" },
+		{ BASE "routes:\n  a.example: smtp\n  example.org: nosuch\n",
+		    "5:16: unknown transport 'nosuch' for "
+		    "'routes.example.org': expected a route or the name of an "
+		    "entry of 'transports'" },
+		{ BASE "transports: {relay: \"smtp:[a.example]\"}\n"
+		    "routes: {\".Example.org\": relay2}\n",
+		    "4:26: unknown transport 'relay2' for "
+		    "'routes..Example.org': expected a route or the name of an "
+		    "entry of 'transports'" },
+		{ BASE "routes: {example.org: {a: b}}\n", "3:23: expected a "
+		    "scalar for 'routes.example.org', found a mapping" },
+		{ BASE "routes: {example.org: ~}\n",
+		    "3:23: missing value for 'routes.example.org'" },
+		{ BASE "routes: {\"ex ample.org\": smtp}\n", "3:10: invalid "
+		    "domain 'ex ample.org' in 'routes': expected a domain, "
+		    ".domain (its subdomains) or *" },
+		{ BASE "routes: {\"*.example.org\": smtp}\n", "3:10: invalid "
+		    "domain '*.example.org' in 'routes': expected a domain, "
+		    ".domain (its subdomains) or *" },
+		{ BASE "routes: {..example.org: smtp}\n", "3:10: invalid "
+		    "domain '..example.org' in 'routes': expected a domain, "
+		    ".domain (its subdomains) or *" },
+		{ BASE "routes: {\".\": smtp}\n", "3:10: invalid domain '.' in "
+		    "'routes': expected a domain, .domain (its subdomains) "
+		    "or *" },
+		{ BASE "routes: {\"\": smtp}\n", "3:10: invalid domain '' in "
+		    "'routes': expected a domain, .domain (its subdomains) "
+		    "or *" },
+		{ BASE "routes:\n  Example.org: smtp\n  a.example: smtp\n"
+		    "  example.ORG: discard\n", "6:3: duplicate route for "
+		    "'example.org' (first at line 4)" },
+		{ BASE "transports: [a]\n", "3:13: expected a mapping for "
+		    "'transports', found a list" },
+		{ BASE "transports: {Relay: smtp}\n", "3:14: invalid transport "
+		    "name 'Relay' in 'transports': expected 1 to 32 of a-z, "
+		    "0-9, '_' and '-'" },
+		{ BASE "transports: {a.b: smtp}\n", "3:14: invalid transport "
+		    "name 'a.b' in 'transports': expected 1 to 32 of a-z, "
+		    "0-9, '_' and '-'" },
+		{ BASE "transports: {\"\": smtp}\n", "3:14: invalid transport "
+		    "name '' in 'transports': expected 1 to 32 of a-z, "
+		    "0-9, '_' and '-'" },
+		{ BASE "transports: {abcdefghijabcdefghijabcdefghijabc: smtp}\n",
+		    "3:14: invalid transport name "
+		    "'abcdefghijabcdefghijabcdefghijabc' in 'transports': "
+		    "expected 1 to 32 of a-z, 0-9, '_' and '-'" },
+		{ BASE "transports: {smtp: \"smtp:[a.example]\"}\n", "3:14: "
+		    "invalid transport name 'smtp' in 'transports': smtp, "
+		    "lmtp, maildir and discard are reserved" },
+		{ BASE "transports: {discard: maildir}\n", "3:14: "
+		    "invalid transport name 'discard' in 'transports': smtp, "
+		    "lmtp, maildir and discard are reserved" },
+		{ BASE "transports: {a: b, b: smtp}\n", "3:17: invalid value "
+		    "'b' for 'transports.a': unknown route type: expected "
+		    "smtp, lmtp, maildir or discard" },
+		{ BASE "transports: {a: \"smtp:a.example:99999\"}\n", "3:17: "
+		    "invalid value 'smtp:a.example:99999' for 'transports.a': "
+		    "port out of range" },
+		{ BASE "transports: {a: [smtp]}\n", "3:17: expected a scalar "
+		    "for 'transports.a', found a list" },
+		{ BASE "mailboxes: {delivery: \"smtp:[a.example]\"}\n", "3:23: "
+		    "invalid value 'smtp:[a.example]' for "
+		    "'mailboxes.delivery': expected maildir or an lmtp: "
+		    "route" },
+		{ BASE "mailboxes: {delivery: discard}\n", "3:23: invalid "
+		    "value 'discard' for 'mailboxes.delivery': expected "
+		    "maildir or an lmtp: route" },
+		{ BASE "mailboxes: {delivery: relay}\n"
+		    "transports: {relay: smtp}\n", "3:23: invalid value "
+		    "'relay' for 'mailboxes.delivery': expected maildir or an "
+		    "lmtp: route" },
+		{ BASE "mailboxes: {delivery: dovecot}\n", "3:23: unknown "
+		    "transport 'dovecot' for 'mailboxes.delivery': expected a "
+		    "route or the name of an entry of 'transports'" },
+		{ BASE "mailboxes: {delivery: \"lmtp:unix:run/lmtp\"}\n",
+		    "3:23: invalid value 'lmtp:unix:run/lmtp' for "
+		    "'mailboxes.delivery': unix socket path must be "
+		    "absolute" },
+		{ BASE "mailboxes: {delivery: ~}\n",
+		    "3:23: missing value for 'mailboxes.delivery'" },
+	};
+
+	(void)state;
+	RUN_CASES(c);
+}
+
+static void
+test_delivery_errors(void **state)
+{
+	static const struct err_case	 c[] = {
+		{ BASE "delivery: {concurrency: 0}\n", "3:25: invalid value "
+		    "'0' for 'delivery.concurrency': expected an integer from "
+		    "1 to 10000" },
+		{ BASE "delivery: {concurrency: 10001}\n", "3:25: invalid "
+		    "value '10001' for 'delivery.concurrency': expected an "
+		    "integer from 1 to 10000" },
+		{ BASE "delivery: {local_concurrency: 0}\n", "3:31: invalid "
+		    "value '0' for 'delivery.local_concurrency': expected an "
+		    "integer from 1 to 256" },
+		{ BASE "delivery: {local_concurrency: 257}\n", "3:31: invalid "
+		    "value '257' for 'delivery.local_concurrency': expected "
+		    "an integer from 1 to 256" },
+		{ BASE "delivery: {per_destination: 0}\n", "3:29: invalid "
+		    "value '0' for 'delivery.per_destination': expected an "
+		    "integer from 1 to 1000" },
+		{ BASE "delivery: {per_destination: 1001}\n", "3:29: invalid "
+		    "value '1001' for 'delivery.per_destination': expected an "
+		    "integer from 1 to 1000" },
+		{ BASE "delivery: {recipients_per_transaction: 0}\n", "3:40: "
+		    "invalid value '0' for "
+		    "'delivery.recipients_per_transaction': expected an "
+		    "integer from 1 to 10000" },
+		{ BASE "delivery: {recipients_per_transaction: 10001}\n",
+		    "3:40: invalid value '10001' for "
+		    "'delivery.recipients_per_transaction': expected an "
+		    "integer from 1 to 10000" },
+		{ BASE "delivery: {messages_per_connection: 0}\n", "3:37: "
+		    "invalid value '0' for 'delivery.messages_per_connection': "
+		    "expected an integer from 1 to 100000" },
+		{ BASE "delivery: {messages_per_connection: 100001}\n", "3:37: "
+		    "invalid value '100001' for "
+		    "'delivery.messages_per_connection': expected an integer "
+		    "from 1 to 100000" },
+		{ BASE "delivery: {connection_cache: 1h1s}\n", "3:30: "
+		    "duration '1h1s' for 'delivery.connection_cache' is out of "
+		    "range: from 0s to 3600s" },
+		{ BASE "delivery: {connection_cache: -1}\n", "3:30: invalid "
+		    "duration '-1' for 'delivery.connection_cache': expected "
+		    "a number of seconds or units like 30s, 5m, 2h, 5d, 1w" },
+		{ BASE "delivery: {connect_timeout: 0}\n", "3:29: duration "
+		    "'0' for 'delivery.connect_timeout' is out of range: from "
+		    "1s to 4294967295s" },
+		{ BASE "delivery: {greeting_timeout: 0s}\n", "3:30: duration "
+		    "'0s' for 'delivery.greeting_timeout' is out of range: "
+		    "from 1s to 4294967295s" },
+		{ BASE "delivery: {command_timeout: 0m}\n", "3:29: duration "
+		    "'0m' for 'delivery.command_timeout' is out of range: "
+		    "from 1s to 4294967295s" },
+		{ BASE "delivery: {data_timeout: 5x}\n", "3:26: invalid "
+		    "duration '5x' for 'delivery.data_timeout': expected a "
+		    "number of seconds or units like 30s, 5m, 2h, 5d, 1w" },
+		{ BASE "delivery: {helo_name: \"bad name\"}\n", "3:23: invalid "
+		    "value 'bad name' for 'delivery.helo_name': expected a "
+		    "domain name like mx.example.org" },
+		{ BASE "delivery: {helo_name: \"[192.0.2.1]\"}\n", "3:23: "
+		    "invalid value '[192.0.2.1]' for 'delivery.helo_name': "
+		    "expected a domain name like mx.example.org" },
+		{ BASE "delivery: {helo_name: ~}\n",
+		    "3:23: missing value for 'delivery.helo_name'" },
+		{ BASE "delivery: {tls: require}\n", "3:17: invalid value "
+		    "'require' for 'delivery.tls': expected one of may, "
+		    "none" },
+		{ BASE "delivery: {concurrency: 10, per_destination: 11}\n",
+		    "3:46: 'delivery.per_destination' (11) may not exceed "
+		    "'delivery.concurrency' (10)" },
+		{ BASE "delivery:\n  per_destination: 101\n", "4:20: "
+		    "'delivery.per_destination' (101) may not exceed "
+		    "'delivery.concurrency' (100)" },
+		{ BASE "delivery: {colour: red}\n",
+		    "3:12: unknown key 'colour' in 'delivery'" },
+		{ BASE "delivery: [1]\n",
+		    "3:11: expected a mapping for 'delivery', found a list" },
+		{ BASE "delivery_concurrency: 5\n",
+		    "3:1: unknown key 'delivery_concurrency'" },
+		{ BASE "bounce: {return_limit: 1.5M}\n", "3:24: invalid size "
+		    "'1.5M' for 'bounce.return_limit': expected bytes or "
+		    "units like 512K, 35M, 1G" },
+		{ BASE "bounce: {return_limit: -1}\n", "3:24: invalid size "
+		    "'-1' for 'bounce.return_limit': expected bytes or "
+		    "units like 512K, 35M, 1G" },
+		{ BASE "bounce: {limit: 1}\n",
+		    "3:10: unknown key 'limit' in 'bounce'" },
+		{ BASE "control: {socket: \"\"}\n",
+		    "3:19: empty value for 'control.socket'" },
+		{ BASE "control: {path: /run/x}\n",
+		    "3:11: unknown key 'path' in 'control'" },
+		{ BASE "control: /run/x\n",
+		    "3:10: expected a mapping for 'control', found a scalar" },
+		{ BASE "retry: {domains: {\"bad domain\": {}}}\n", "3:19: "
+		    "invalid domain 'bad domain' in 'retry.domains'" },
+		{ BASE "retry: {domains: {.example.org: {}}}\n", "3:19: "
+		    "invalid domain '.example.org' in 'retry.domains'" },
+		{ BASE "retry: {domains: [a.example]}\n", "3:18: expected a "
+		    "mapping for 'retry.domains', found a list" },
+		{ BASE "retry: {domains: {a.example: 5m}}\n", "3:30: expected "
+		    "a mapping for 'retry.domains.a.example', found a "
+		    "scalar" },
+		{ BASE "retry: {domains: {a.example: {first: 0}}}\n", "3:38: "
+		    "duration '0' for 'retry.domains.a.example.first' is out "
+		    "of range: from 1s to 4294967295s" },
+		{ BASE "retry: {domains: {a.example: {lifetime: 5x}}}\n",
+		    "3:41: invalid duration '5x' for "
+		    "'retry.domains.a.example.lifetime': expected a number of "
+		    "seconds or units like 30s, 5m, 2h, 5d, 1w" },
+		{ BASE "retry: {domains: {a.example: {domains: {}}}}\n",
+		    "3:31: unknown key 'domains' in 'retry.domains.a.example'" },
+		{ BASE "retry:\n  domains:\n    A.example: {}\n"
+		    "    a.EXAMPLE: {}\n", "6:5: duplicate domain 'a.example' "
+		    "in 'retry.domains' (first at line 5)" },
+	};
+	char	 text[512], want[512], path[110];
+
+	(void)state;
+	RUN_CASES(c);
+
+	/* sun_path holds 107 bytes and the NUL */
+	memset(path, 'c', 108);
+	path[0] = '/';
+	path[108] = '\0';
+	snprintf(text, sizeof(text), BASE "control: {socket: %s}\n", path);
+	snprintf(want, sizeof(want), "3:19: invalid value '%.60s...' for "
+	    "'control.socket': a unix socket path has at most 107 bytes",
+	    path);
+	expect_error(text, want);
+	/* the default SPOOL/control must fit too */
+	path[100] = '\0';
+	snprintf(text, sizeof(text), BASE "spool: %s\n", path);
+	snprintf(want, sizeof(want), "3:8: the default 'control.socket' "
+	    "%.60s... is longer than 107 bytes: set 'control.socket' or a "
+	    "shorter 'spool'", path);
+	expect_error(text, want);
+	/* but not when control.socket is set */
+	snprintf(text, sizeof(text), BASE "spool: %s\n"
+	    "control: {socket: /run/ctl}\n", path);
+	conf_free(load_ok(text));
 }
 
 /* ---- dns ------------------------------------------------------------- */
@@ -1243,6 +1836,15 @@ main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_missing_keys),
 		cmocka_unit_test(test_not_supported),
+		cmocka_unit_test(test_relay_domains),
+		cmocka_unit_test(test_routes),
+		cmocka_unit_test(test_route_find),
+		cmocka_unit_test(test_local_route),
+		cmocka_unit_test(test_retry_domains),
+		cmocka_unit_test(test_delivery),
+		cmocka_unit_test(test_control_socket),
+		cmocka_unit_test(test_routing_errors),
+		cmocka_unit_test(test_delivery_errors),
 		cmocka_unit_test(test_dns),
 		cmocka_unit_test(test_dns_errors),
 		cmocka_unit_test(test_users),
