@@ -15,14 +15,14 @@ CFLAGS	?= -O2 -g
 WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith -Wno-unused-parameter \
 	   -Wno-format-truncation
-PKGS	 = libevent libevent_pthreads yaml-0.1 lua5.4 libcares gmime-3.0 \
-	   libarchive
+PKGS	 = libevent libevent_pthreads libevent_openssl openssl yaml-0.1 \
+	   lua5.4 libcares gmime-3.0 libarchive
 PY	 = /usr/bin/python3
 
 # Debian packages: to build, to test, and what the benchmark needs.
 DEPS_BUILD = build-essential pkg-config libevent-dev libyaml-dev \
 	     liblua5.4-dev libc-ares-dev libgmime-3.0-dev libmagic-dev \
-	     libarchive-dev
+	     libarchive-dev libssl-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-aiosmtpd swaks \
 	     dnsmasq-base
 

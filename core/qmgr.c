@@ -1,51 +1,92 @@
 /*
  * qmgr.c - delivery scheduling (qmgr.h).
  *
- * Every queued message has a struct qentry here. Entries wait either in
- * the ready FIFO (due now) or on their own timer (deferred); at most
- * delivery_concurrency attempts run at once on the delivery iopool.
- * Only ids are kept in memory: an attempt reads the envelope and status
- * from disk, so a large deferred queue costs little RAM.
+ * Every queued message has a struct qentry here, found by id in a hash
+ * table. An entry waits either in the ready FIFO (due now) or on its own
+ * timer (deferred), or has an attempt running. Only ids are kept in
+ * memory: an attempt reads the envelope and status from disk, so a large
+ * deferred queue costs little RAM. Operator requests for a message whose
+ * attempt is running (hold, delete, bounce) wait for the attempt's end.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include <event2/event.h>
 
+#include "attempt.h"
 #include "conf.h"
-#include "deliver.h"
-#include "iopool.h"
+#include "control.h"
+#include "dest.h"
+#include "dns.h"
 #include "log.h"
 #include "loop.h"
 #include "qmgr.h"
 #include "queue.h"
 #include "queue_status.h"
 #include "server.h"
+#include "smtpc.h"
 #include "util.h"
+
+#define ENTRY_BUCKETS	4096
+
+enum after { AFTER_NOTHING, AFTER_HOLD, AFTER_DELETE, AFTER_BOUNCE };
 
 struct qentry {
 	char id[QID_LEN + 1];
 	struct event *timer;
-	enum attempt_outcome outcome;
-	uint64_t next;
+	int ready;			/* in the ready FIFO */
+	int running;			/* an attempt runs */
+	int bounce_now;			/* the next attempt bounces */
+	enum after after;		/* what the operator asked meanwhile */
 	struct qentry *next_ready;
 	struct qentry *prev, *next_all;
+	struct qentry *hnext;
 };
 
 static struct {
 	struct qentry *ready_head, *ready_tail;
 	struct qentry *all;		/* every entry, for shutdown */
+	struct qentry *hash[ENTRY_BUCKETS];
 	unsigned in_flight;
 	unsigned count;
 	int stopping;
+	struct dns_resolver *dns;
+	pthread_mutex_t mu;		/* qmgr_stop() waits for the loop */
+	pthread_cond_t cv;
+	int stopped;
 } qm;
 
 static void dispatch(void);
 
+static unsigned
+bucket(const char *id)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 16777619u;
+	return h % ENTRY_BUCKETS;
+}
+
+static struct qentry *
+entry_find(const char *id)
+{
+	struct qentry *e = qm.hash[bucket(id)];
+
+	while (e != NULL && strcmp(e->id, id) != 0)
+		e = e->hnext;
+	return e;
+}
+
 static void
 ready_push(struct qentry *e)
 {
+	if (e->ready || e->running)
+		return;
+	evtimer_del(e->timer);
+	e->ready = 1;
 	e->next_ready = NULL;
 	if (qm.ready_tail != NULL)
 		qm.ready_tail->next_ready = e;
@@ -61,7 +102,26 @@ ready_pop(void)
 
 	if (e != NULL && (qm.ready_head = e->next_ready) == NULL)
 		qm.ready_tail = NULL;
+	if (e != NULL)
+		e->ready = 0;
 	return e;
+}
+
+static void
+ready_remove(struct qentry *e)
+{
+	struct qentry **p = &qm.ready_head, *prev = NULL;
+
+	if (!e->ready)
+		return;
+	while (*p != e) {
+		prev = *p;
+		p = &(*p)->next_ready;
+	}
+	*p = e->next_ready;
+	if (qm.ready_tail == e)
+		qm.ready_tail = prev;
+	e->ready = 0;
 }
 
 static void
@@ -76,14 +136,20 @@ on_timer(evutil_socket_t fd, short what, void *arg)
 static struct qentry *
 entry_new(const char *id)
 {
-	struct qentry *e = xcalloc(1, sizeof(*e));
+	struct qentry *e;
+	unsigned b = bucket(id);
 
+	if ((e = entry_find(id)) != NULL)
+		return e;
+	e = xcalloc(1, sizeof(*e));
 	strlcpy_s(e->id, id, sizeof(e->id));
 	e->timer = evtimer_new(loop_base(server.qmgr), on_timer, e);
 	e->next_all = qm.all;
 	if (qm.all != NULL)
 		qm.all->prev = e;
 	qm.all = e;
+	e->hnext = qm.hash[b];
+	qm.hash[b] = e;
 	qm.count++;
 	return e;
 }
@@ -91,6 +157,12 @@ entry_new(const char *id)
 static void
 entry_free(struct qentry *e)
 {
+	struct qentry **h = &qm.hash[bucket(e->id)];
+
+	ready_remove(e);
+	while (*h != e)
+		h = &(*h)->hnext;
+	*h = e->hnext;
 	if (e->prev != NULL)
 		e->prev->next_all = e->next_all;
 	else
@@ -103,14 +175,6 @@ entry_free(struct qentry *e)
 }
 
 static void
-attempt_work(void *arg)
-{
-	struct qentry *e = arg;
-
-	e->outcome = deliver_attempt(e->id, &e->next);
-}
-
-static void
 schedule_at(struct qentry *e, uint64_t when)
 {
 	uint64_t now = (uint64_t)time(NULL);
@@ -120,15 +184,48 @@ schedule_at(struct qentry *e, uint64_t when)
 }
 
 static void
-attempt_done(void *arg)
+hold_now(struct qentry *e)
+{
+	if (queue_move(e->id, "hold") == -1) {
+		log_warn("qid=%s event=hold-failed", e->id);
+		return;
+	}
+	log_info("qid=%s event=held", e->id);
+	entry_free(e);
+}
+
+static void
+delete_now(struct qentry *e)
+{
+	if (queue_remove(e->id) == -1) {
+		log_warn("qid=%s event=delete-failed", e->id);
+		return;
+	}
+	log_info("qid=%s event=deleted by=operator", e->id);
+	entry_free(e);
+}
+
+static void
+attempt_done(void *arg, const struct attempt_report *rep)
 {
 	struct qentry *e = arg;
 
 	qm.in_flight--;
-	if (e->outcome == ATTEMPT_DEFERRED && !qm.stopping)
-		schedule_at(e, e->next);
-	else if (e->outcome != ATTEMPT_DEFERRED)
+	e->running = 0;
+	for (unsigned i = 0; i < rep->nnew && !qm.stopping; i++)
+		ready_push(entry_new(rep->new_ids[i]));
+	if (rep->outcome != ATTEMPT_DEFERRED)
 		entry_free(e);
+	else if (e->after == AFTER_HOLD)
+		hold_now(e);
+	else if (e->after == AFTER_DELETE)
+		delete_now(e);
+	else if (e->after == AFTER_BOUNCE) {
+		e->after = AFTER_NOTHING;
+		e->bounce_now = 1;
+		ready_push(e);
+	} else if (!qm.stopping)
+		schedule_at(e, rep->next);
 	dispatch();
 }
 
@@ -137,12 +234,14 @@ dispatch(void)
 {
 	struct qentry *e;
 
-	while (!qm.stopping &&
-	    qm.in_flight < server.conf->delivery.local_concurrency &&
+	while (!qm.stopping && qm.in_flight < QMGR_ACTIVE_MAX &&
 	    (e = ready_pop()) != NULL) {
+		int bounce = e->bounce_now;
 		qm.in_flight++;
-		iopool_submit(server.delivery_pool, attempt_work, server.qmgr,
-		    attempt_done, e);
+		e->running = 1;
+		e->bounce_now = 0;
+		e->after = AFTER_NOTHING;
+		attempt_start(e->id, bounce, attempt_done, e);
 	}
 }
 
@@ -151,7 +250,8 @@ submit_on_loop(void *arg)
 {
 	char *id = arg;
 
-	ready_push(entry_new(id));
+	if (!qm.stopping)
+		ready_push(entry_new(id));
 	free(id);
 	dispatch();
 }
@@ -165,7 +265,21 @@ qmgr_submit(const char *id)
 void
 qmgr_init(void)
 {
+	char err[512];
+	struct event_base *base = loop_base(server.qmgr);
+
 	memset(&qm, 0, sizeof(qm));
+	pthread_mutex_init(&qm.mu, NULL);
+	pthread_cond_init(&qm.cv, NULL);
+	if ((qm.dns = dns_resolver_new(base, &server.conf->dns, err,
+	    sizeof(err))) == NULL)
+		fatalx("event=init error=%s", log_q(err));
+	if (smtpc_global_init(err, sizeof(err)) == -1)
+		fatalx("event=init error=%s", log_q(err));
+	dest_init(base, qm.dns);
+	if (control_open(base, server.conf->control_socket, err,
+	    sizeof(err)) == -1)
+		fatalx("event=init error=%s", log_q(err));
 }
 
 /* recover_one - a message found at start: due now, or when its status says */
@@ -199,12 +313,23 @@ stop_on_loop(void *arg)
 {
 	(void)arg;
 	qm.stopping = 1;
+	attempt_stopping();
+	control_close();
+	dest_shutdown();
+	pthread_mutex_lock(&qm.mu);
+	qm.stopped = 1;
+	pthread_cond_signal(&qm.cv);
+	pthread_mutex_unlock(&qm.mu);
 }
 
 void
 qmgr_stop(void)
 {
 	loop_call(server.qmgr, stop_on_loop, NULL);
+	pthread_mutex_lock(&qm.mu);
+	while (!qm.stopped)
+		pthread_cond_wait(&qm.cv, &qm.mu);
+	pthread_mutex_unlock(&qm.mu);
 }
 
 void
@@ -213,4 +338,110 @@ qmgr_free(void)
 	while (qm.all != NULL)
 		entry_free(qm.all);
 	qm.ready_head = qm.ready_tail = NULL;
+	dns_resolver_free(qm.dns);
+	qm.dns = NULL;
+	smtpc_global_free();
+	pthread_mutex_destroy(&qm.mu);
+	pthread_cond_destroy(&qm.cv);
+}
+
+/* --- operator requests (control socket) --- */
+
+int
+qmgr_flush(const char *id)
+{
+	struct qentry *e;
+
+	if (id == NULL) {
+		for (e = qm.all; e != NULL; e = e->next_all)
+			ready_push(e);
+	} else if ((e = entry_find(id)) == NULL)
+		return -1;
+	else
+		ready_push(e);
+	dispatch();
+	return 0;
+}
+
+int
+qmgr_hold(const char *id)
+{
+	struct qentry *e = entry_find(id);
+
+	if (e == NULL)
+		return -1;
+	if (e->running)
+		e->after = AFTER_HOLD;
+	else
+		hold_now(e);
+	return 0;
+}
+
+int
+qmgr_release(const char *id)
+{
+	if (!qid_valid(id) || entry_find(id) != NULL ||
+	    queue_unhold(id) == -1)
+		return -1;
+	log_info("qid=%s event=released", id);
+	ready_push(entry_new(id));
+	dispatch();
+	return 0;
+}
+
+int
+qmgr_delete(const char *id)
+{
+	struct qentry *e = entry_find(id);
+
+	if (e == NULL) {		/* maybe held */
+		if (!qid_valid(id) || queue_remove_held(id) == -1)
+			return -1;
+		log_info("qid=%s event=deleted by=operator", id);
+		return 0;
+	}
+	if (e->running)
+		e->after = AFTER_DELETE;
+	else
+		delete_now(e);
+	return 0;
+}
+
+int
+qmgr_bounce(const char *id)
+{
+	struct qentry *e = entry_find(id);
+
+	if (e == NULL)
+		return -1;
+	if (e->running)
+		e->after = AFTER_BOUNCE;
+	else {
+		e->bounce_now = 1;
+		ready_push(e);
+		dispatch();
+	}
+	return 0;
+}
+
+const char *
+qmgr_state(const char *id)
+{
+	struct qentry *e = entry_find(id);
+
+	return e == NULL ? NULL : e->running ? "active" : "waiting";
+}
+
+size_t
+qmgr_active_ids(char ***ids)
+{
+	size_t n = 0;
+
+	*ids = NULL;
+	for (struct qentry *e = qm.all; e != NULL; e = e->next_all)
+		if (e->running) {
+			*ids = xreallocarray(*ids, n + 1, sizeof(**ids));
+			(*ids)[n++] = xstrdup(e->id);
+		}
+	return n;
 }

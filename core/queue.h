@@ -6,8 +6,8 @@
  *   queue/     committed messages "<qid>", their status "<qid>.st",
  *              messages being received "<qid>.in" (recycled at start: never
  *              promised) and spent files "free.<n>" kept for reuse
- *   failed/    messages whose delivery failed for good (kept, not bounced
- *              yet: DSN generation comes with outbound delivery)
+ *   hold/      messages the operator put on hold (sluicectl hold): kept,
+ *              with their status, until released or deleted
  *   quarantine/ messages a filter quarantined: committed, never delivered
  *   corrupt/   queue files that could not be read, kept for inspection
  *
@@ -63,10 +63,16 @@ struct qmsg {
 };
 
 int	qmsg_open(const char *id, struct qmsg *, char *err, size_t errlen);
+/* qmsg_open_in - from another spool subdir ("hold") */
+int	qmsg_open_in(const char *subdir, const char *id, struct qmsg *,
+	    char *err, size_t errlen);
 void	qmsg_close(struct qmsg *);
 
 int	queue_remove(const char *id);	/* message and status */
-int	queue_move(const char *id, const char *subdir);
+int	queue_move(const char *id, const char *subdir);	/* from queue/ */
+int	queue_unhold(const char *id);		/* hold/ back to queue/ */
+int	queue_remove_held(const char *id);
+const char *queue_spool(void);
 /* queue_scan - call fn for every committed message id, in id order */
 int	queue_scan(void (*fn)(const char *id, void *), void *arg);
 int	queue_sync(void);		/* dirsync of queue/ */

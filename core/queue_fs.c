@@ -100,7 +100,7 @@ int
 queue_open(const char *spool, char *err, size_t errlen)
 {
 	static const char *subdirs[] = {
-	    "queue", "failed", "corrupt", "quarantine" };
+	    "queue", "hold", "corrupt", "quarantine" };
 	char *path;
 
 	q.spool = xstrdup(spool);
@@ -410,12 +410,19 @@ read_footer(int fd, uint64_t *off, uint32_t *len)
 int
 qmsg_open(const char *id, struct qmsg *m, char *err, size_t errlen)
 {
+	return qmsg_open_in("queue", id, m, err, errlen);
+}
+
+int
+qmsg_open_in(const char *subdir, const char *id, struct qmsg *m, char *err,
+    size_t errlen)
+{
 	char path[4096], *text;
 	uint64_t off;
 	uint32_t len;
 
 	memset(m, 0, sizeof(*m));
-	snprintf(path, sizeof(path), "%s/%s", q.queue, id);
+	snprintf(path, sizeof(path), "%s/%s/%s", q.spool, subdir, id);
 	if ((m->fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return set_err(err, errlen, "cannot open", path);
 	if (read_footer(m->fd, &off, &len) == -1) {
@@ -471,24 +478,58 @@ queue_remove(const char *id)
 	return 0;
 }
 
-/* queue_move - move a message (and its status) to another spool subdir */
-int
-queue_move(const char *id, const char *subdir)
+/* move - a message (and its status) from one spool subdir to another */
+static int
+move(const char *id, const char *from_sub, const char *to_sub)
 {
 	char from[4096], to[4096];
 
-	snprintf(from, sizeof(from), "%s/%s.st", q.queue, id);
-	snprintf(to, sizeof(to), "%s/%s/%s.st", q.spool, subdir, id);
+	snprintf(from, sizeof(from), "%s/%s/%s.st", q.spool, from_sub, id);
+	snprintf(to, sizeof(to), "%s/%s/%s.st", q.spool, to_sub, id);
 	if (rename(from, to) == -1 && errno != ENOENT)
 		return -1;
-	snprintf(from, sizeof(from), "%s/%s", q.queue, id);
-	snprintf(to, sizeof(to), "%s/%s/%s", q.spool, subdir, id);
+	snprintf(from, sizeof(from), "%s/%s/%s", q.spool, from_sub, id);
+	snprintf(to, sizeof(to), "%s/%s/%s", q.spool, to_sub, id);
 	if (rename(from, to) == -1)
 		return -1;
-	snprintf(to, sizeof(to), "%s/%s", q.spool, subdir);
+	snprintf(to, sizeof(to), "%s/%s", q.spool, to_sub);
 	if (fsync_dir(to) == -1)
 		return -1;
-	return queue_sync();
+	snprintf(from, sizeof(from), "%s/%s", q.spool, from_sub);
+	return strcmp(from_sub, "queue") == 0 ? queue_sync() :
+	    fsync_dir(from);
+}
+
+int
+queue_move(const char *id, const char *subdir)
+{
+	return move(id, "queue", subdir);
+}
+
+int
+queue_unhold(const char *id)
+{
+	return move(id, "hold", "queue");
+}
+
+int
+queue_remove_held(const char *id)
+{
+	char path[4096];
+
+	snprintf(path, sizeof(path), "%s/hold/%s", q.spool, id);
+	if (unlink(path) == -1)
+		return -1;
+	snprintf(path, sizeof(path), "%s/hold/%s.st", q.spool, id);
+	if (unlink(path) == -1 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+const char *
+queue_spool(void)
+{
+	return q.spool;
 }
 
 static int

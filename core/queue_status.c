@@ -5,8 +5,11 @@
  *   v 1
  *   attempts 3
  *   next 1795870643
- *   rcpt 0 D -                       (D delivered, F failed, P pending)
- *   rcpt 1 P 452%204.2.2%20mailbox%20full
+ *   last 1795870343                  (last attempt)
+ *   warned 1                         (only once the delay DSN went out)
+ *   rcpt 0 D - - -                   (D delivered, F failed, P pending)
+ *   rcpt 1 P 4.2.2%20mailbox%20full mx.example.org 452%204.2.2%20full
+ *            (index, state, result text, remote server, its reply)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,8 +37,11 @@ qstatus_init(struct qstatus *st, size_t nrcpts)
 void
 qstatus_clear(struct qstatus *st)
 {
-	for (size_t i = 0; i < st->nrcpts; i++)
+	for (size_t i = 0; i < st->nrcpts; i++) {
 		free(st->rcpts[i].reason);
+		free(st->rcpts[i].remote);
+		free(st->rcpts[i].diag);
+	}
 	free(st->rcpts);
 	memset(st, 0, sizeof(*st));
 }
@@ -47,6 +53,16 @@ qstatus_set(struct qstatus *st, size_t i, enum rcpt_state s,
 	free(st->rcpts[i].reason);
 	st->rcpts[i].state = s;
 	st->rcpts[i].reason = reason ? xstrdup(reason) : NULL;
+}
+
+void
+qstatus_set_remote(struct qstatus *st, size_t i, const char *remote,
+    const char *diag)
+{
+	free(st->rcpts[i].remote);
+	free(st->rcpts[i].diag);
+	st->rcpts[i].remote = remote && *remote ? xstrdup(remote) : NULL;
+	st->rcpts[i].diag = diag && *diag ? xstrdup(diag) : NULL;
 }
 
 size_t
@@ -63,22 +79,28 @@ char *
 qstatus_serialize(const struct qstatus *st, size_t *len)
 {
 	static const char states[] = "PDF";
-	size_t cap = 64, n;
+	size_t cap = 160, n;
 	char *buf = xmalloc(cap);
 
-	n = (size_t)snprintf(buf, cap, "v 1\nattempts %u\nnext %llu\n",
-	    st->attempts, (unsigned long long)st->next_attempt);
+	n = (size_t)snprintf(buf, cap, "v 1\nattempts %u\nnext %llu\n"
+	    "last %llu\n%s", st->attempts,
+	    (unsigned long long)st->next_attempt,
+	    (unsigned long long)st->last_attempt,
+	    st->warned ? "warned 1\n" : "");
 	for (size_t i = 0; i < st->nrcpts; i++) {
 		const struct rcpt_status *r = &st->rcpts[i];
 		if (r->state == RCPT_PENDING && r->reason == NULL)
 			continue;
 		char *v = value_encode(r->reason);
-		size_t need = strlen(v) + 48;
+		char *rm = value_encode(r->remote), *dg = value_encode(r->diag);
+		size_t need = strlen(v) + strlen(rm) + strlen(dg) + 48;
 		if (n + need > cap)
 			buf = xrealloc(buf, cap = (n + need) * 2);
-		n += (size_t)snprintf(buf + n, cap - n, "rcpt %zu %c %s\n", i,
-		    states[r->state], v);
+		n += (size_t)snprintf(buf + n, cap - n, "rcpt %zu %c %s %s %s\n",
+		    i, states[r->state], v, rm, dg);
 		free(v);
+		free(rm);
+		free(dg);
 	}
 	*len = n;
 	return buf;
@@ -99,27 +121,37 @@ parse_uint(const char *s, uint64_t max, uint64_t *v)
 	return 0;
 }
 
+/* parse_rcpt_line - "IDX STATE REASON [REMOTE DIAG]" */
 static int
 parse_rcpt_line(char *v, struct qstatus *st)
 {
-	char *idx = v, *state, *reason;
+	char *f[5];
+	size_t n = 0;
 	uint64_t i;
 
-	if ((state = strchr(idx, ' ')) == NULL)
+	for (char *p = v; n < 5; n++) {
+		f[n] = p;
+		if ((p = strchr(p, ' ')) == NULL) {
+			n++;
+			break;
+		}
+		*p++ = '\0';
+		if (n == 4)
+			return -1;		/* a sixth field */
+	}
+	if ((n != 3 && n != 5) || st->nrcpts == 0 ||
+	    parse_uint(f[0], st->nrcpts - 1, &i) == -1)
 		return -1;
-	*state++ = '\0';
-	if ((reason = strchr(state, ' ')) == NULL || reason != state + 1)
-		return -1;
-	*reason++ = '\0';
-	if (parse_uint(idx, st->nrcpts ? st->nrcpts - 1 : 0, &i) == -1 ||
-	    st->nrcpts == 0 || strchr(reason, ' ') != NULL ||
-	    value_decode(reason) == -1)
-		return -1;
-	const char *states = "PDF", *p = strchr(states, state[0]);
-	if (p == NULL || state[0] == '\0')
+	for (size_t k = 2; k < n; k++)
+		if (value_decode(f[k]) == -1)
+			return -1;
+	const char *states = "PDF", *p = strchr(states, f[1][0]);
+	if (p == NULL || f[1][0] == '\0' || f[1][1] != '\0')
 		return -1;
 	qstatus_set(st, (size_t)i, (enum rcpt_state)(p - states),
-	    reason[0] ? reason : NULL);
+	    f[2][0] ? f[2] : NULL);
+	if (n == 5)
+		qstatus_set_remote(st, (size_t)i, f[3], f[4]);
 	return 0;
 }
 
@@ -152,6 +184,14 @@ qstatus_parse(const char *buf, size_t len, struct qstatus *st)
 			if (parse_uint(sp, UINT64_MAX, &v) == -1)
 				goto out;
 			st->next_attempt = v;
+		} else if (strcmp(line, "last") == 0) {
+			if (parse_uint(sp, UINT64_MAX, &v) == -1)
+				goto out;
+			st->last_attempt = v;
+		} else if (strcmp(line, "warned") == 0) {
+			if (parse_uint(sp, 1, &v) == -1)
+				goto out;
+			st->warned = (int)v;
 		} else if (strcmp(line, "rcpt") == 0) {
 			if (parse_rcpt_line(sp, st) == -1)
 				goto out;
@@ -167,12 +207,19 @@ out:
 int
 qstatus_load(const char *id, size_t nrcpts, struct qstatus *st)
 {
+	return qstatus_load_in(queue_dir(), id, nrcpts, st);
+}
+
+int
+qstatus_load_in(const char *dir, const char *id, size_t nrcpts,
+    struct qstatus *st)
+{
 	char path[4096], *buf;
 	struct stat sb;
 	int fd, rv = -1;
 
 	qstatus_init(st, nrcpts);
-	snprintf(path, sizeof(path), "%s/%s.st", queue_dir(), id);
+	snprintf(path, sizeof(path), "%s/%s.st", dir, id);
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return errno == ENOENT ? 0 : -1;
 	if (fstat(fd, &sb) == -1 || sb.st_size > STATUS_MAX) {

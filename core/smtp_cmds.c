@@ -226,21 +226,37 @@ cmd_mail(struct smtp_session *s, char *args)
 	session_stage(s, SLUICE_ON_MAIL, mail_done);
 }
 
+static int
+relay_domain(const char *domain)
+{
+	for (size_t i = 0; i < server.conf->nrelay_domains; i++)
+		if (strcmp(server.conf->relay_domains[i], domain) == 0)
+			return 1;
+	return 0;
+}
+
 /*
- * rcpt_route - NULL when the recipient is ours, else the refusal. Mail
+ * rcpt_route - NULL when we take the recipient, else the refusal. Local
+ * domains need an existing mailbox; relay domains are taken from anyone;
+ * any other domain only from trusted clients (never an open relay). Mail
  * for <postmaster>, or postmaster@ a local domain without such a mailbox,
  * goes to mailboxes.postmaster: rcpt is rewritten to it.
  */
 static const char *
-rcpt_route(const struct mailaddr *addr, char *rcpt, size_t len)
+rcpt_route(const struct smtp_session *s, const struct mailaddr *addr,
+    char *rcpt, size_t len)
 {
 	char key[ADDR_PATH_MAX + 1];
 	int postmaster = (addr->domain[0] == '\0');
 
 	if (!postmaster) {
 		if (addr->literal ||
-		    !mailbox_domain_is_local(server.mailboxes, addr->domain))
+		    !mailbox_domain_is_local(server.mailboxes, addr->domain)) {
+			if ((!addr->literal && relay_domain(addr->domain)) ||
+			    s->trusted)
+				return NULL;
 			return "554 5.7.1 <%s>: Relay access denied";
+		}
 		smtp_addr_lookup_key(addr, key, sizeof(key));
 		if (mailbox_exists(server.mailboxes, key))
 			return NULL;
@@ -304,7 +320,7 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		return;
 	}
 	smtp_addr_format(&addr, rcpt, sizeof(rcpt));
-	if ((reply = rcpt_route(&addr, rcpt, sizeof(rcpt))) != NULL) {
+	if ((reply = rcpt_route(s, &addr, rcpt, sizeof(rcpt))) != NULL) {
 		char text[ADDR_PATH_MAX + 128];
 		snprintf(text, sizeof(text), reply, rcpt);
 		session_reply(s, "%s", text);

@@ -180,7 +180,7 @@ data_decoder_finish(struct data_decoder *d, data_emit_fn fn, void *ctx)
 void
 dotstuff(const char *in, size_t n, int *bol, data_emit_fn fn, void *ctx)
 {
-	const char *p = in, *end = in + n, *run = in;
+	const char *p = in, *end = in + n, *run = in, *nl;
 
 	while (p < end) {
 		if (*bol && *p == '.') {
@@ -188,11 +188,15 @@ dotstuff(const char *in, size_t n, int *bol, data_emit_fn fn, void *ctx)
 			fn(ctx, ".", 1);
 			run = p;
 		}
-		*bol = (*p == '\n');
-		p++;
+		if ((nl = memchr(p, '\n', (size_t)(end - p))) == NULL) {
+			*bol = 0;
+			break;
+		}
+		p = nl + 1;
+		*bol = 1;
 	}
-	if (p > run)
-		fn(ctx, run, (size_t)(p - run));
+	if (end > run)
+		fn(ctx, run, (size_t)(end - run));
 }
 
 void

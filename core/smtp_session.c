@@ -465,6 +465,9 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 	s->listener = l;
 	memcpy(&s->peer, sa, salen);
 	peer_format(s, sa);
+	for (size_t i = 0; i < server.conf->ntrusted_networks; i++)
+		if (conf_network_match(&server.conf->trusted_networks[i], sa))
+			s->trusted = 1;
 	s->bev = bufferevent_socket_new(loop_base(w->loop), fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	s->cmd_timer = evtimer_new(loop_base(w->loop), on_cmd_timeout, s);

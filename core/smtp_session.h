@@ -82,6 +82,7 @@ struct smtp_session {
 	struct sockaddr_storage peer;
 	char addr[INET6_ADDRSTRLEN];
 	unsigned port;
+	int trusted;			/* in trusted_networks: may relay */
 
 	enum smtp_state state;
 	unsigned flags;

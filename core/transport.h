@@ -1,17 +1,22 @@
 /*
- * transport.h - what a delivery attempt reports, per recipient
+ * transport.h - what a delivery attempt reports, per recipient, and the
+ * unit of work handed to a transport (a job)
  *
- * A transport takes one queued message and some of its recipients and
- * reports, for each, delivered / temporary failure / permanent failure with
- * an enhanced status code and text (what ends up in logs, status records
- * and, later, DSNs). Local transports block and run on the delivery iopool.
+ * A transport takes one queued message and some of its recipients (a
+ * struct djob) and reports, for each, delivered / temporary failure /
+ * permanent failure with an enhanced status code and text, plus the remote
+ * server's name and reply when there was one: what ends up in logs, status
+ * records and DSNs. Local transports (Maildir) block and run on the
+ * delivery iopool; SMTP and LMTP run on the queue manager's loop.
  */
 #ifndef SLUICE_TRANSPORT_H
 #define SLUICE_TRANSPORT_H
 
 #include <stddef.h>
+#include <sys/queue.h>
 
 #include "queue.h"
+#include "route_spec.h"
 
 enum deliver_result { DELIVER_OK, DELIVER_TEMP, DELIVER_PERM };
 
@@ -20,6 +25,30 @@ enum deliver_result { DELIVER_OK, DELIVER_TEMP, DELIVER_PERM };
 struct rcpt_result {
 	enum deliver_result result;
 	char text[RESULT_TEXT_LEN];	/* "2.0.0 delivered to maildir" */
+	char *remote;			/* the remote server's name, or NULL */
+	char *diag;			/* its reply "550 5.1.1 ...", or NULL */
+	int dsn_passed;			/* NOTIFY handed on to a next hop that
+					   speaks DSN: it reports success */
+};
+
+/* rcpt_result_set - result and text ("5.1.1 what happened"); remote and
+   diag are kept */
+void	rcpt_result_set(struct rcpt_result *, enum deliver_result,
+	    const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void	rcpt_result_remote(struct rcpt_result *, const char *remote,
+	    const char *diag);
+void	rcpt_result_clear(struct rcpt_result *);
+
+/* A job: some recipients of one message, for one next hop */
+struct djob {
+	const struct qmsg *msg;
+	size_t nrcpts;
+	size_t *rcpts;			/* indexes into msg->env.rcpts */
+	struct rcpt_result *res;	/* [nrcpts], filled by the transport */
+	char relay[ROUTE_SPEC_LEN + 64];	/* for logs: where it went */
+	void (*done)(struct djob *);	/* on the qmgr loop, once */
+	void *arg;			/* the caller's */
+	TAILQ_ENTRY(djob) link;		/* a destination's queue */
 };
 
 struct delivery {

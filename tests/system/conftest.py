@@ -41,6 +41,8 @@ def default_config(tmp, port):
         "workers": 2,
         "listeners": [{"name": "mx", "address": "127.0.0.1", "port": port,
                        "role": "mx"}],
+        # not loopback: a test client is a stranger unless a test says so
+        "trusted_networks": ["192.0.2.0/24"],
         "domains": {"local": ["example.test"]},
         "mailboxes": {"maildir": f"{tmp}/mail/%d/%u/Maildir",
                       "users": ["alice@example.test", "bob@example.test"]},

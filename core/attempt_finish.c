@@ -1,0 +1,230 @@
+/*
+ * attempt_finish.c - a delivery attempt, second half: every job has
+ * reported. Decide each recipient's new state and the DSNs owed (on the
+ * qmgr loop), then make it durable on the delivery iopool: DSNs first,
+ * then the status record (or the removal of a finished message), then
+ * report to the queue manager.
+ *
+ * DSNs (RFC 3461/3464): a failure notice for failed recipients unless
+ * NOTIFY excludes FAILURE; a delay warning, once, when the message is
+ * older than warn_after and still pending, for recipients whose NOTIFY
+ * allows DELAY (no NOTIFY counts as FAILURE,DELAY); a success notice only
+ * when NOTIFY asked for SUCCESS and the next hop did not take over that
+ * duty. Nothing is ever sent to the null sender: a failed bounce is
+ * dropped with a log line, which is what stops bounce loops.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "attempt_int.h"
+#include "bounce.h"
+#include "iopool.h"
+#include "log.h"
+#include "server.h"
+#include "smtp_addr.h"
+#include "smtp_params.h"
+#include "util.h"
+
+enum { DSN_KIND_FAIL, DSN_KIND_DELAY, DSN_KIND_SUCCESS };
+
+void
+attempt_free(struct attempt *a)
+{
+	for (size_t i = 0; a->res != NULL && i < a->n; i++)
+		rcpt_result_clear(&a->res[i]);
+	free(a->res);
+	free(a->tried);
+	free(a->kind);
+	free(a->retry);
+	for (int k = 0; k < 3; k++)
+		free(a->dsn[k]);
+	qstatus_clear(&a->st);
+	qmsg_close(&a->m);
+	free(a);
+}
+
+static void
+want_dsn(struct attempt *a, int kind, size_t i, enum dsn_action action,
+    uint64_t until)
+{
+	if (a->dsn[kind] == NULL)
+		a->dsn[kind] = xcalloc(a->n, sizeof(struct bounce_rcpt));
+	struct bounce_rcpt *b = &a->dsn[kind][a->ndsn[kind]++];
+	b->idx = i;
+	b->action = action;
+	b->retry_until = until;
+}
+
+/* expire - still failing after the lifetime: give up on it */
+static void
+expire(struct attempt *a, size_t i, uint64_t age)
+{
+	struct rcpt_result *r = &a->res[i];
+	char text[RESULT_TEXT_LEN];
+	size_t n = strcspn(r->text, " ");
+
+	snprintf(text, sizeof(text), "4.4.7 gave up after %llus in the "
+	    "queue; last error: %s", (unsigned long long)age,
+	    r->text[n] ? r->text + n + 1 : r->text);
+	rcpt_result_set(r, DELIVER_PERM, "%s", text);
+	log_info("qid=%s event=expired to=%s age=%llus", a->id,
+	    log_q(a->m.env.rcpts[i].addr), (unsigned long long)age);
+}
+
+/* record - recipient i's result into the status, and the DSN it owes */
+static void
+record(struct attempt *a, size_t i, uint64_t age)
+{
+	struct rcpt_result *r = &a->res[i];
+	unsigned notify = a->m.env.rcpts[i].notify;
+	int has_sender = a->m.env.sender[0] != '\0';
+
+	if (r->result == DELIVER_TEMP && age >= a->retry[i]->lifetime)
+		expire(a, i, age);
+	qstatus_set(&a->st, i, r->result == DELIVER_OK ? RCPT_DELIVERED :
+	    r->result == DELIVER_PERM ? RCPT_FAILED : RCPT_PENDING, r->text);
+	qstatus_set_remote(&a->st, i, r->remote, r->diag);
+	if (r->result == DELIVER_OK && has_sender &&
+	    (notify & NOTIFY_SUCCESS) && !r->dsn_passed)
+		want_dsn(a, DSN_KIND_SUCCESS, i, a->kind[i] == ROUTE_SMTP ?
+		    DSN_RELAYED : DSN_DELIVERED, 0);
+	if (r->result != DELIVER_PERM)
+		return;
+	if (!has_sender)
+		log_info("qid=%s event=bounce-dropped to=%s reason=\"the "
+		    "sender is null: no DSN for a DSN\"", a->id,
+		    log_q(a->m.env.rcpts[i].addr));
+	else if (notify == 0 || (notify & NOTIFY_FAILURE))
+		want_dsn(a, DSN_KIND_FAIL, i, DSN_FAILED, 0);
+}
+
+/* plan_retry - next attempt and the delay warning, if still pending */
+static void
+plan_retry(struct attempt *a, uint64_t now, uint64_t age)
+{
+	uint64_t arrival = a->m.env.arrival / 1000000, next = UINT64_MAX;
+	uint64_t expiry = UINT64_MAX;
+	int warn = 0;
+
+	for (size_t i = 0; i < a->n; i++) {
+		const struct conf_retry *r = a->retry[i];
+		if (a->st.rcpts[i].state != RCPT_PENDING)
+			continue;
+		uint64_t t = now + retry_delay(r->first, r->max_interval,
+		    a->st.attempts);
+		if (t < next)
+			next = t;
+		if (arrival + r->lifetime < expiry)
+			expiry = arrival + r->lifetime;
+		warn |= !a->st.warned && age >= r->warn_after;
+	}
+	if (next > expiry && now < expiry)
+		next = expiry;		/* the last try comes on time */
+	a->st.next_attempt = next;
+	a->rep.next = next;
+	if (!warn)
+		return;
+	a->st.warned = 1;
+	if (a->m.env.sender[0] == '\0')
+		return;
+	for (size_t i = 0; i < a->n; i++) {
+		unsigned notify = a->m.env.rcpts[i].notify;
+		if (a->st.rcpts[i].state == RCPT_PENDING &&
+		    (notify == 0 || (notify & NOTIFY_DELAY)))
+			want_dsn(a, DSN_KIND_DELAY, i, DSN_DELAYED,
+			    arrival + a->retry[i]->lifetime);
+	}
+}
+
+/* dsn_failed - a failure notice could not be queued: those recipients
+   stay pending, so the next attempt tries again */
+static void
+dsn_failed(struct attempt *a, int kind)
+{
+	log_warn("qid=%s event=dsn-not-queued kind=%s", a->id,
+	    kind == DSN_KIND_FAIL ? "failure" : kind == DSN_KIND_DELAY ?
+	    "delay" : "success");
+	if (kind == DSN_KIND_DELAY)
+		a->st.warned = 0;
+	if (kind != DSN_KIND_FAIL)
+		return;
+	for (size_t k = 0; k < a->ndsn[kind]; k++) {
+		size_t i = a->dsn[kind][k].idx;
+		qstatus_set(&a->st, i, RCPT_PENDING, a->st.rcpts[i].reason);
+	}
+	if (a->st.next_attempt == 0 || a->st.next_attempt == UINT64_MAX)
+		a->st.next_attempt = (uint64_t)time(NULL) +
+		    server.conf->retry.first;
+	a->rep.next = a->st.next_attempt;
+}
+
+static void
+finish_work(void *arg)
+{
+	struct attempt *a = arg;
+	static const char *const names[] = { "failure", "delay", "success" };
+
+	for (int k = 0; k < 3; k++) {
+		char id[QID_LEN + 1];
+		if (a->ndsn[k] == 0)
+			continue;
+		if (bounce_queue(&a->m, &a->st, a->dsn[k], a->ndsn[k],
+		    id) == -1) {
+			dsn_failed(a, k);
+			continue;
+		}
+		log_info("qid=%s event=dsn kind=%s dsn_qid=%s recipients=%zu",
+		    a->id, names[k], id, a->ndsn[k]);
+		strlcpy_s(a->rep.new_ids[a->rep.nnew++], id, QID_LEN + 1);
+	}
+	if (qstatus_count(&a->st, RCPT_PENDING) > 0) {
+		a->rep.outcome = ATTEMPT_DEFERRED;
+		if (qstatus_save(a->id, &a->st) == -1)
+			log_warn("qid=%s event=status-write-failed", a->id);
+		log_info("qid=%s event=deferred attempts=%u next_in=%llds",
+		    a->id, a->st.attempts, (long long)a->rep.next -
+		    (long long)time(NULL));
+		return;
+	}
+	a->rep.outcome = ATTEMPT_DONE;
+	if (queue_remove(a->id) == -1) {
+		log_warn("qid=%s event=remove-failed", a->id);
+		a->rep.outcome = ATTEMPT_DEFERRED;
+		a->rep.next = (uint64_t)time(NULL) + server.conf->retry.first;
+	} else
+		log_info("qid=%s event=removed", a->id);
+}
+
+static void
+finish_done(void *arg)
+{
+	struct attempt *a = arg;
+
+	a->done(a->arg, &a->rep);
+	attempt_free(a);
+}
+
+void
+attempt_decide(struct attempt *a)
+{
+	uint64_t now = (uint64_t)time(NULL);
+	uint64_t arrival = a->m.env.arrival / 1000000;
+	uint64_t age = now > arrival ? now - arrival : 0;
+
+	if (attempt_is_stopping) {	/* results are lost: retried later */
+		a->rep.outcome = ATTEMPT_DEFERRED;
+		a->rep.next = now;
+		finish_done(a);
+		return;
+	}
+	for (size_t i = 0; i < a->n; i++)
+		if (a->tried[i])
+			record(a, i, age);
+	a->st.last_attempt = now;
+	if (qstatus_count(&a->st, RCPT_PENDING) > 0)
+		plan_retry(a, now, age);
+	iopool_submit(server.delivery_pool, finish_work, server.qmgr,
+	    finish_done, a);
+}
