@@ -87,7 +87,7 @@ job_done(struct djob *job)
 	free(job->rcpts);
 	free(job);
 	if (--a->jobs == 0)
-		attempt_decide(a);
+		attempt_results(a);
 }
 
 static void
@@ -176,11 +176,19 @@ route_all(struct attempt *a)
 	size_t ng = 0;
 	char domain[ROUTE_HOST_LEN];
 
+	if (a->quarantine) {		/* the deliver stage said so */
+		attempt_results(a);
+		return;
+	}
 	for (size_t i = 0; i < a->n; i++) {
 		struct route_spec spec;
 		if (a->st.rcpts[i].state != RCPT_PENDING)
 			continue;
 		a->tried[i] = 1;
+		if (a->decided) {	/* by the deliver stage */
+			log_result(a, i, "filter");
+			continue;
+		}
 		if (a->bounce_now) {
 			rcpt_result_set(&a->res[i], DELIVER_PERM, "5.0.0 "
 			    "returned to the sender by the mail administrator");
@@ -208,13 +216,13 @@ route_all(struct attempt *a)
 	}
 	free(gs);
 	if (--a->jobs == 0)
-		attempt_decide(a);
+		attempt_results(a);
 }
 
 static void
 start_on_loop(void *arg)
 {
-	route_all(arg);
+	attempt_filter_deliver(arg, route_all);
 }
 
 static void
@@ -258,6 +266,7 @@ attempt_start(const char *id, int bounce_now, attempt_done_fn done,
 	a->tried = xcalloc(a->n, 1);
 	a->kind = xcalloc(a->n, 1);
 	a->retry = xcalloc(a->n, sizeof(*a->retry));
+	a->no_dsn = xcalloc(a->n, 1);
 	for (size_t i = 0; i < a->n; i++)
 		a->retry[i] = &server.conf->retry;
 	loop_call(server.qmgr, start_on_loop, a);

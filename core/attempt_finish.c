@@ -38,6 +38,11 @@ attempt_free(struct attempt *a)
 	free(a->tried);
 	free(a->kind);
 	free(a->retry);
+	free(a->no_dsn);
+	pipeline_unref(a->pipe);
+	tags_clear(&a->stags);
+	if (a->have_msg)
+		message_clear(&a->msg);
 	for (int k = 0; k < 3; k++)
 		free(a->dsn[k]);
 	qstatus_clear(&a->st);
@@ -75,14 +80,12 @@ expire(struct attempt *a, size_t i, uint64_t age)
 
 /* record - recipient i's result into the status, and the DSN it owes */
 static void
-record(struct attempt *a, size_t i, uint64_t age)
+record(struct attempt *a, size_t i)
 {
 	struct rcpt_result *r = &a->res[i];
 	unsigned notify = a->m.env.rcpts[i].notify;
 	int has_sender = a->m.env.sender[0] != '\0';
 
-	if (r->result == DELIVER_TEMP && age >= a->retry[i]->lifetime)
-		expire(a, i, age);
 	qstatus_set(&a->st, i, r->result == DELIVER_OK ? RCPT_DELIVERED :
 	    r->result == DELIVER_PERM ? RCPT_FAILED : RCPT_PENDING, r->text);
 	qstatus_set_remote(&a->st, i, r->remote, r->diag);
@@ -96,6 +99,9 @@ record(struct attempt *a, size_t i, uint64_t age)
 		log_info("qid=%s event=bounce-dropped to=%s reason=\"the "
 		    "sender is null: no DSN for a DSN\"", a->id,
 		    log_q(a->m.env.rcpts[i].addr));
+	else if (a->no_dsn[i])
+		log_info("qid=%s event=bounce-suppressed to=%s by=filter",
+		    a->id, log_q(a->m.env.rcpts[i].addr));
 	else if (notify == 0 || (notify & NOTIFY_FAILURE))
 		want_dsn(a, DSN_KIND_FAIL, i, DSN_FAILED, 0);
 }
@@ -120,6 +126,8 @@ plan_retry(struct attempt *a, uint64_t now, uint64_t age)
 			expiry = arrival + r->lifetime;
 		warn |= !a->st.warned && age >= r->warn_after;
 	}
+	if (a->retry_in > 0)		/* a deferred-stage filter said */
+		next = now + a->retry_in;
 	if (next > expiry && now < expiry)
 		next = expiry;		/* the last try comes on time */
 	a->st.next_attempt = next;
@@ -166,6 +174,19 @@ finish_work(void *arg)
 	struct attempt *a = arg;
 	static const char *const names[] = { "failure", "delay", "success" };
 
+	if (a->quarantine) {
+		a->rep.outcome = ATTEMPT_DONE;
+		if (queue_move(a->id, "quarantine") == 0)
+			log_info("qid=%s event=quarantined dir=quarantine",
+			    a->id);
+		else {
+			log_warn("qid=%s event=quarantine-failed", a->id);
+			a->rep.outcome = ATTEMPT_DEFERRED;
+			a->rep.next = (uint64_t)time(NULL) +
+			    server.conf->retry.first;
+		}
+		return;
+	}
 	for (int k = 0; k < 3; k++) {
 		char id[QID_LEN + 1];
 		if (a->ndsn[k] == 0)
@@ -221,10 +242,28 @@ attempt_decide(struct attempt *a)
 	}
 	for (size_t i = 0; i < a->n; i++)
 		if (a->tried[i])
-			record(a, i, age);
+			record(a, i);
 	a->st.last_attempt = now;
 	if (qstatus_count(&a->st, RCPT_PENDING) > 0)
 		plan_retry(a, now, age);
 	iopool_submit(server.delivery_pool, finish_work, server.qmgr,
 	    finish_done, a);
+}
+
+/* attempt_results - every result is in: expiry, the filters, decide */
+void
+attempt_results(struct attempt *a)
+{
+	uint64_t now = (uint64_t)time(NULL);
+	uint64_t arrival = a->m.env.arrival / 1000000;
+	uint64_t age = now > arrival ? now - arrival : 0;
+
+	for (size_t i = 0; i < a->n; i++)
+		if (a->tried[i] && a->res[i].result == DELIVER_TEMP &&
+		    age >= a->retry[i]->lifetime)
+			expire(a, i, age);
+	if (attempt_is_stopping)
+		attempt_decide(a);
+	else
+		attempt_filter_results(a, attempt_decide);
 }

@@ -7,6 +7,8 @@
 
 #include "attempt.h"
 #include "conf.h"
+#include "filter.h"
+#include "message.h"
 #include "queue.h"
 #include "queue_status.h"
 #include "transport.h"
@@ -27,6 +29,18 @@ struct attempt {
 	const struct conf_retry **retry;	/* [n]: per-domain settings */
 	unsigned jobs;			/* still out */
 	uint64_t started_us;
+	/* filters (attempt_filter.c) */
+	struct pipeline *pipe;		/* referenced for the attempt */
+	struct filter_subject subj;
+	struct tags stags;		/* "session" tags: this attempt only */
+	struct message msg;		/* read when a filter asks */
+	int have_msg;
+	size_t cur;			/* result stages: recipient */
+	void (*next)(struct attempt *);
+	int decided;			/* deliver stage decided everything */
+	int quarantine;			/* deliver stage said quarantine */
+	unsigned retry_in;		/* deferred stage: seconds, 0 = none */
+	unsigned char *no_dsn;		/* [n]: bounced stage said discard */
 	/* the decision, carried out on the delivery iopool */
 	struct bounce_rcpt *dsn[3];	/* failed, delayed, delivered */
 	size_t ndsn[3];
@@ -35,7 +49,12 @@ struct attempt {
 
 extern int attempt_is_stopping;
 
+/* attempt_filter.c: the stages, then next(a) */
+void	attempt_filter_deliver(struct attempt *, void (*next)(struct attempt *));
+void	attempt_filter_results(struct attempt *, void (*next)(struct attempt *));
+
 /* attempt_finish.c */
+void	attempt_results(struct attempt *);	/* expiry, filters, decide */
 void	attempt_decide(struct attempt *);	/* every job reported */
 void	attempt_free(struct attempt *);
 

@@ -6,7 +6,8 @@
  * server closes the connection. The first answer line is "ok" or
  * "error TEXT"; data lines follow. Requests:
  *
- *   list                 one "msg ..." line per queued or held message
+ *   list                 per queued or held message a "msg ..." line and
+ *                        a "rcpt ..." line per recipient
  *   show ID              its "msg" line, "env ..." lines, one "rcpt ..."
  *                        line per recipient, "header ..." lines
  *   flush [ID]           try now (every message, or one)

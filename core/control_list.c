@@ -19,6 +19,9 @@
 
 #define HEADERS_SHOWN	(64 * 1024)
 
+static void	rcpt_lines(struct evbuffer *, const struct envelope *,
+		    const struct qstatus *);
+
 /* kv - " key=value" with the value %-encoded */
 static void
 kv(struct evbuffer *out, const char *key, const char *value)
@@ -121,6 +124,7 @@ list_dir(struct evbuffer *out, const char *queue, char **active,
 			    strcmp(queue, "hold") == 0 ? "held" :
 			    is_active(ids[i], active, nactive) ? "active" :
 			    st.attempts ? "deferred" : "queued");
+			rcpt_lines(out, &m.env, &st);
 			qstatus_clear(&st);
 			qmsg_close(&m);
 		}

@@ -77,6 +77,13 @@ struct filter_subject {
 	struct tags *session_tags;
 	struct tags *tx_tags;
 	int modifiable;			/* message stage: changes allowed */
+	/* delivery stages: the outcome for rcpt (delivered, deferred,
+	   bounced), NULLs at deliver */
+	const char *dl_result;		/* "delivered", "deferred", "bounced" */
+	const char *dl_reason;		/* "5.1.1 host ... said: ..." */
+	const char *dl_remote;		/* the server that answered */
+	const char *dl_reply;		/* its reply */
+	unsigned dl_attempts;		/* attempts so far, this one included */
 };
 
 /* One hook call (the plugin API's struct sluice_call). */

@@ -60,6 +60,32 @@ rcpt_fact(const struct filter_subject *s, const char *k, char *buf,
 	return buf;
 }
 
+/* delivery_fact - "delivery.*" keys, at the delivery stages */
+static const char *
+delivery_fact(struct filter_subject *s, const char *k, char *buf, size_t len)
+{
+	if (s->dl_attempts == 0)
+		return NULL;			/* not a delivery stage */
+	if (strcmp(k, "attempts") == 0) {
+		snprintf(buf, len, "%u", s->dl_attempts);
+		return buf;
+	}
+	if (strcmp(k, "result") == 0)
+		return s->dl_result;
+	if (strcmp(k, "reason") == 0)
+		return s->dl_reason;
+	if (strcmp(k, "status") == 0 && s->dl_reason != NULL) {
+		snprintf(buf, len, "%.*s", (int)strcspn(s->dl_reason, " "),
+		    s->dl_reason);
+		return buf;
+	}
+	if (strcmp(k, "remote") == 0)
+		return s->dl_remote;
+	if (strcmp(k, "reply") == 0)
+		return s->dl_reply;
+	return NULL;
+}
+
 const char *
 subject_get(struct filter_subject *s, enum sluice_stage stage,
     const char *key, char *buf, size_t len)
@@ -98,6 +124,8 @@ subject_get(struct filter_subject *s, enum sluice_stage stage,
 		return s->rcpt;
 	if (strncmp(key, "rcpt.", 5) == 0)
 		return rcpt_fact(s, key + 5, buf, len);
+	if (strncmp(key, "delivery.", 9) == 0)
+		return delivery_fact(s, key + 9, buf, len);
 	if (strcmp(key, "message.size") == 0 &&
 	    (s->msg != NULL || s->msg_load != NULL)) {
 		snprintf(buf, len, "%zu", s->msg ? s->msg->len : s->msg_size);

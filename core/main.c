@@ -115,7 +115,8 @@ start(void)
 	server.mailboxes = mailbox_table_new(c);
 	conn_limits_init(c->limits.sessions, c->limits.per_ip_sessions);
 	server.nworkers = c->workers ? c->workers : (ncpu > 0 ? (unsigned)ncpu : 1);
-	if ((server.pipeline = pipeline_build(c, server.nworkers, err,
+	/* one filter instance per worker, and one for the queue manager */
+	if ((server.pipeline = pipeline_build(c, server.nworkers + 1, err,
 	    sizeof(err))) == NULL)
 		fatalx("event=init error=%s", log_q(err));
 	server.commit_pool = iopool_new("commit", COMMIT_THREADS);

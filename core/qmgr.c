@@ -20,6 +20,7 @@
 #include "control.h"
 #include "dest.h"
 #include "dns.h"
+#include "filter.h"
 #include "log.h"
 #include "loop.h"
 #include "qmgr.h"
@@ -277,6 +278,12 @@ qmgr_init(void)
 	if (smtpc_global_init(err, sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
 	dest_init(base, qm.dns);
+	server.qmgr_worker.idx = server.nworkers;
+	server.qmgr_worker.loop = server.qmgr;
+	server.qmgr_worker.dns = qm.dns;
+	if (server.pipeline != NULL && pipeline_attach(server.pipeline,
+	    &server.qmgr_worker, server.nworkers, err, sizeof(err)) == -1)
+		fatalx("event=init error=%s", log_q(err));
 	if (control_open(base, server.conf->control_socket, err,
 	    sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));

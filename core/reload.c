@@ -86,10 +86,12 @@ server_reload(void)
 		log_warnx("event=reload status=refused error=%s", log_q(err));
 		return -1;
 	}
-	if ((np = pipeline_build(nc, server.nworkers, err, sizeof(err))) == NULL)
+	if ((np = pipeline_build(nc, server.nworkers + 1, err,
+	    sizeof(err))) == NULL)
 		goto refuse;
-	for (unsigned i = 0; i < server.nworkers; i++)
-		if (pipeline_attach(np, &server.workers[i], i, err,
+	for (unsigned i = 0; i <= server.nworkers; i++)
+		if (pipeline_attach(np, i < server.nworkers ?
+		    &server.workers[i] : &server.qmgr_worker, i, err,
 		    sizeof(err)) == -1) {
 			pipeline_unref(np);
 			goto refuse;

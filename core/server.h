@@ -45,6 +45,8 @@ struct server {
 	struct iopool *commit_pool;	/* queue commits: fsync + rename */
 	struct iopool *delivery_pool;	/* local deliveries */
 	struct loop *qmgr;		/* the queue manager's loop */
+	struct worker qmgr_worker;	/* its filter instances (index
+					   nworkers in the pipeline) */
 	struct pipeline *pipeline;	/* current filters (reload swaps) */
 	struct worker *workers;
 	unsigned nworkers;

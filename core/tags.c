@@ -23,6 +23,18 @@ tags_set(struct tags *t, const char *key, const char *value)
 	t->n++;
 }
 
+void
+tags_del(struct tags *t, const char *key)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (strcmp(t->v[i].key, key) == 0) {
+			free(t->v[i].key);
+			free(t->v[i].value);
+			t->v[i] = t->v[--t->n];
+			return;
+		}
+}
+
 const char *
 tags_get(const struct tags *t, const char *key)
 {

@@ -19,6 +19,7 @@ struct tags {
 };
 
 void	tags_set(struct tags *, const char *key, const char *value);
+void	tags_del(struct tags *, const char *key);
 const char *tags_get(const struct tags *, const char *key);
 void	tags_clear(struct tags *);
 

@@ -64,6 +64,9 @@ static const struct {
 	{ "rcpt", "rcpt" }, { "rcpt_notify", "rcpt.notify" },
 	{ "rcpt_orcpt", "rcpt.orcpt" }, { "body_type", "mail.body" },
 	{ "ret", "mail.ret" }, { "envid", "mail.envid" },
+	{ "result", "delivery.result" }, { "status", "delivery.status" },
+	{ "reason", "delivery.reason" }, { "remote", "delivery.remote" },
+	{ "reply", "delivery.reply" },
 };
 
 static int
@@ -121,6 +124,8 @@ ctx_index(lua_State *L)
 			return push_fact(L, c, facts[i].key);
 	if (strcmp(k, "client_port") == 0)
 		return push_number_fact(L, c, "client.port");
+	if (strcmp(k, "attempts") == 0)
+		return push_number_fact(L, c, "delivery.attempts");
 	if (strcmp(k, "size") == 0)
 		return push_number_fact(L, c, c->subj->msg || c->subj->msg_load ?
 		    "message.size" : "mail.size");

@@ -130,6 +130,25 @@ typedef void (*sluice_kv_cb)(struct sluice_call *, int ok,
  *   rcpt              the recipient being added (rcpt stage)
  *   rcpt.notify rcpt.orcpt                        its DSN parameters
  *   message.size      octets (message stage on)
+ *   delivery.attempts attempts so far, this one included (deliver on)
+ *   delivery.result   "delivered", "deferred" or "bounced"   (delivered,
+ *   delivery.status   "5.1.1"                                 deferred,
+ *   delivery.reason   "5.1.1 host ... said: ..." (our text)  bounced;
+ *   delivery.remote   the server that answered               rcpt is the
+ *   delivery.reply    its reply, "550 5.1.1 ..."             recipient)
+ *
+ * The delivery stages run on the queue manager's loop, not a worker's:
+ *   deliver    once per attempt, before routing. Verdicts: reject = every
+ *              pending recipient fails now (DSN to the sender), tempfail =
+ *              all wait for the next retry, discard = all count as
+ *              delivered and are dropped, quarantine = the message moves
+ *              to quarantine/. Transaction tags "route:<rcpt>" or "route"
+ *              (a route or a transports: name) choose where it goes.
+ *   delivered  per delivered recipient; verdicts are ignored.
+ *   deferred   per deferred recipient: reject = it fails now (bounce);
+ *              tag "retry_in" (seconds) sets when the next attempt comes.
+ *   bounced    per failed recipient, before the DSN: discard = no DSN for
+ *              it; tag "dsn_text" replaces the explanation the DSN gives.
  */
 struct sluice_host {
 	unsigned abi;

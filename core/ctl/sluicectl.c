@@ -2,9 +2,11 @@
  * sluicectl.c - the operator's and filter author's command line tool
  *
  *   sluicectl [-c config] replay [options] FILE.eml
+ *   sluicectl [-c config] list|show|flush|hold|release|delete|bounce ...
  *
- * Subcommands dispatch from one table; queue control (list, flush, hold,
- * ...) will join `replay` when it talks to a running sluiced.
+ * Subcommands dispatch from one table. The queue commands talk to the
+ * running sluiced over its control socket (control.socket in the
+ * configuration, or -s PATH).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,19 @@ static const struct {
 } commands[] = {
 	{ "replay", ctl_replay, "replay [--ip A] [--port P] [--helo H] "
 	    "[--from S] [--to R ...] [--listener L] FILE.eml" },
+	{ "list", ctl_queue, "list [--json] [-s SOCKET]      the queue, like "
+	    "mailq" },
+	{ "show", ctl_queue, "show ID [--json] [-s SOCKET]   one message: "
+	    "envelope, recipients, headers" },
+	{ "flush", ctl_queue, "flush [ID] [-s SOCKET]        try now (all, "
+	    "or one)" },
+	{ "hold", ctl_queue, "hold ID [-s SOCKET]            keep it, do not "
+	    "deliver" },
+	{ "release", ctl_queue, "release ID [-s SOCKET]         undo hold" },
+	{ "delete", ctl_queue, "delete ID [-s SOCKET]          remove without "
+	    "a bounce" },
+	{ "bounce", ctl_queue, "bounce ID [-s SOCKET]          fail it now, "
+	    "with a bounce to the sender" },
 };
 
 static void
