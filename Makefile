@@ -24,7 +24,7 @@ DEPS_BUILD = build-essential pkg-config libevent-dev libyaml-dev \
 	     liblua5.4-dev libc-ares-dev libgmime-3.0-dev libmagic-dev \
 	     libarchive-dev libssl-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-aiosmtpd swaks \
-	     dnsmasq-base
+	     dnsmasq-base openssl postfix dovecot-core dovecot-lmtpd dovecot-imapd
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -96,8 +96,30 @@ endef
 deps-build:
 	$(call install_missing,$(DEPS_BUILD))
 
+# deps-test: like install_missing, but no package may start its system daemon
+# (Postfix would take port 25, Dovecot 143/993; the tests run private ones on
+# free ports): a temporary /usr/sbin/policy-rc.d that exits 101 (any existing
+# one is put back afterwards), Postfix preseeded to "No configuration".
 deps-test:
-	$(call install_missing,$(DEPS_TEST))
+	@missing=$$(for p in $(DEPS_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing (system daemons not started): $$missing"; \
+		SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
+		prc=/usr/sbin/policy-rc.d; bak=; \
+		if [ -e $$prc ]; then \
+			bak=$$($$SUDO mktemp $$prc.sluice-backup.XXXXXX) && \
+			$$SUDO cp -p $$prc "$$bak" || exit 1; \
+		fi; \
+		restore() { if [ -n "$$bak" ]; then $$SUDO mv -f "$$bak" $$prc; \
+			    else $$SUDO rm -f $$prc; fi; }; \
+		trap restore EXIT; trap 'exit 1' HUP INT TERM; \
+		printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $$prc >/dev/null && \
+		$$SUDO chmod 755 $$prc && \
+		echo "postfix postfix/main_mailer_type select No configuration" | \
+			$$SUDO debconf-set-selections && \
+		$$SUDO apt-get update -q && \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
 
 run: deps-build
 	$(MAKE) all
