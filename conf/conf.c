@@ -470,6 +470,7 @@ set_defaults(struct conf_loader *ld)
 	cf->delivery.command_timeout = 5 * 60;
 	cf->delivery.data_timeout = 10 * 60;
 	cf->delivery.tls = TLS_CLIENT_MAY;
+	cf->delivery.port = 25;
 	cf->local_route.kind = ROUTE_MAILDIR;
 	cf->bounce.return_limit = 10 * 1024 * 1024;
 	cf->retry.first = 5 * 60;

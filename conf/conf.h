@@ -104,6 +104,7 @@ struct conf_delivery {
 	unsigned greeting_timeout;
 	unsigned command_timeout;	/* each command's reply */
 	unsigned data_timeout;		/* the reply after the final dot */
+	unsigned port;			/* TCP port of MX hosts, default 25 */
 	char *helo_name;		/* NULL: hostname */
 	enum tls_client_policy tls;
 };

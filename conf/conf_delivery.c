@@ -65,6 +65,7 @@ static const struct conf_key delivery_keys[] = {
 	{ "command_timeout", conf_set_duration, DLV(command_timeout), 1, 0,
 	    NULL },
 	{ "data_timeout", conf_set_duration, DLV(data_timeout), 1, 0, NULL },
+	{ "port",	conf_set_uint,	DLV(port),	1, 65535, NULL },
 	{ "helo_name",	set_helo_name,	DLV(helo_name),	0, 0,	  NULL },
 	{ "tls",	set_tls,	DLV(tls),	0, 0,	  NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },

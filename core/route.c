@@ -81,7 +81,7 @@ route_for(const struct config *cf, const struct mailbox_table *mt,
 	else {
 		spec->kind = ROUTE_SMTP;
 		spec->mx = 1;
-		spec->port = 25;
+		spec->port = cf->delivery.port;
 	}
 	return 0;
 }
