@@ -63,132 +63,22 @@ SLUICED=${SLUICED:-$ROOT/build/sluiced}
 KEEP=${KEEP:-0}
 RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-120}
-SMTP_SOURCE=/usr/sbin/smtp-source
-POSTFIX=/usr/sbin/postfix
 # Same options for both servers: -d = several messages per connection.
 SRC_OPTS=(-d -M bench-client.example.test -f bench@example.test -t bench@example.test)
 
-die() { echo "accept.sh: $*" >&2; exit 1; }
-log() { echo "== $*"; }
-
+NAME=accept.sh
+# shellcheck source=tests/bench/bench_common.sh
+. "$HERE/bench_common.sh"
 for v in REPEAT COUNT_1K COUNT_100K RUN_TIMEOUT DRAIN_TIMEOUT; do
     [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
 done
 for v in $SIZES $SESSIONS; do
     [[ $v =~ ^[1-9][0-9]*$ ]] || die "SIZES/SESSIONS must be positive integers (got '$v')"
 done
-[[ $EUID -eq 0 ]] || die "must run as root (installs packages, runs Postfix)"
-
-# ------------------------------------------------------------------ state + cleanup
-TMP=""
-SLUICE_PID=""
-PF_CONF=""
-PF_STARTED=0
-POLICY_CREATED=0
-POLICY_BACKUP=""
-
-restore_policy_rc() {
-    if [[ $POLICY_CREATED == 1 ]]; then
-        rm -f /usr/sbin/policy-rc.d
-        POLICY_CREATED=0
-    elif [[ -n $POLICY_BACKUP ]]; then
-        mv -f "$POLICY_BACKUP" /usr/sbin/policy-rc.d
-        POLICY_BACKUP=""
-    fi
-}
-
-pf_master_pid() {
-    local f="$TMP/pf-queue/pid/master.pid"
-    if [[ -r $f ]]; then tr -d ' \n' <"$f"; fi
-}
-
-stop_postfix() {
-    [[ $PF_STARTED == 1 ]] || return 0
-    local pid
-    pid=$(pf_master_pid)
-    "$POSTFIX" -c "$PF_CONF" stop >/dev/null 2>&1 || true
-    if [[ -n $pid ]] && ! "$PY" "$LIB" pidwait "$pid" 15; then
-        echo "postfix master $pid did not stop; killing it" >&2
-        kill -KILL "$pid" 2>/dev/null || true
-        "$PY" "$LIB" pidwait "$pid" 5 || true
-    fi
-    rm -f "$PF_QUEUE/pid/master.pid"   # stale otherwise; the next start reads it
-    PF_STARTED=0
-}
-
-stop_sluiced() {
-    [[ -n $SLUICE_PID ]] || return 0
-    kill -TERM "$SLUICE_PID" 2>/dev/null || true
-    if ! "$PY" "$LIB" pidwait "$SLUICE_PID" 10; then
-        echo "sluiced $SLUICE_PID did not exit on SIGTERM; sending SIGKILL" >&2
-        kill -KILL "$SLUICE_PID" 2>/dev/null || true
-    fi
-    wait "$SLUICE_PID" 2>/dev/null || true
-    SLUICE_PID=""
-}
-
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    set +e
-    stop_sluiced
-    stop_postfix
-    restore_policy_rc
-    if [[ -n $TMP && -d $TMP ]]; then
-        if [[ $KEEP == 1 ]]; then
-            echo "temp dir kept: $TMP"
-        else
-            rm -rf "$TMP"
-        fi
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# ------------------------------------------------------------------ dependencies
-install_deps() {
-    local need=()
-    [[ -x $PY ]] || need+=(python3)
-    [[ -x $SMTP_SOURCE && -x $POSTFIX ]] || need+=(postfix)
-    [[ ${#need[@]} -gt 0 ]] || return 0
-    log "installing: ${need[*]} (system Postfix will not be started)"
-    # Forbid service starts during the install; restore/remove afterwards.
-    if [[ -e /usr/sbin/policy-rc.d ]]; then
-        POLICY_BACKUP=$(mktemp /usr/sbin/policy-rc.d.bench-backup.XXXXXX)
-        cp -p /usr/sbin/policy-rc.d "$POLICY_BACKUP"
-    else
-        POLICY_CREATED=1
-    fi
-    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
-    chmod 755 /usr/sbin/policy-rc.d
-    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
-    restore_policy_rc
-    [[ -x $SMTP_SOURCE && -x $POSTFIX ]] || die "postfix install did not provide $SMTP_SOURCE"
-}
-install_deps
-
-TMP=$(mktemp -d /tmp/sluice-bench.XXXXXX)
-chmod 755 "$TMP"   # Postfix daemons (user postfix) and virtual (uid nobody) must traverse it
+bench_setup sluice-bench
 RAW="$TMP/raw.tsv"
 printf '#server\tsize\tsessions\trep\trc\telapsed\tcount\tmsgs_per_s\tpeak_rss_kb\tpeak_pss_kb\tmax_procs\tdelivered\n' >"$RAW"
-
-# ------------------------------------------------------------------ sluiced binary
-if [[ $POSTFIX_ONLY == 1 ]]; then
-    log "POSTFIX_ONLY=1: measuring the Postfix half only"
-else
-    if [[ ! -x $SLUICED ]]; then
-        log "$SLUICED missing; running make at $ROOT"
-        if ! (cd "$ROOT" && make) >"$TMP/make.log" 2>&1; then
-            tail -n 20 "$TMP/make.log" >&2
-            die "make failed, so there is no sluiced to measure (log above). Run with POSTFIX_ONLY=1 to measure only Postfix."
-        fi
-    fi
-    [[ -x $SLUICED ]] || die "$SLUICED does not exist (even after make). Run with POSTFIX_ONLY=1 to measure only Postfix."
-fi
+[[ $POSTFIX_ONLY == 1 ]] && log "POSTFIX_ONLY=1: measuring the Postfix half only"
 
 read -r PF_PORT SL_PORT < <("$PY" "$LIB" freeport 2)
 
@@ -206,119 +96,28 @@ mailboxes: {maildir: "$SL_MAIL/%d/%u/Maildir", users: [bench@example.test]}
 log: {target: stderr}
 EOF
 
-start_sluiced() {
-    [[ $POSTFIX_ONLY == 1 ]] && return 0
-    "$SLUICED" -c "$SL_CONF" </dev/null >>"$TMP/sluiced.log" 2>&1 &
-    SLUICE_PID=$!
-    if ! "$PY" "$LIB" waitport "$SL_PORT" 10 "$SLUICE_PID"; then
-        tail -n 20 "$TMP/sluiced.log" >&2
-        die "sluiced did not accept connections on 127.0.0.1:$SL_PORT within 10 s"
-    fi
-}
-
 # ------------------------------------------------------------------ private Postfix
-PF_CONF="$TMP/pf-conf"
-PF_QUEUE="$TMP/pf-queue"
 PF_MAIL="$TMP/pf-mail"
 NOBODY_UID=$(id -u nobody)
 NOBODY_GID=$(id -g nobody)
-mkdir -p "$PF_CONF" "$PF_QUEUE" "$PF_MAIL"   # pf-data: created by postfix check
+mkdir -p "$PF_MAIL"   # pf-data: created by postfix check
 chown "$NOBODY_UID:$NOBODY_GID" "$PF_MAIL"
 echo "bench@example.test example.test/bench/Maildir/" >"$PF_CONF/vmailbox"
-cat >"$PF_CONF/main.cf" <<EOF
-# Private benchmark instance written by tests/bench/accept.sh
-compatibility_level = 3.6
-queue_directory = $PF_QUEUE
-data_directory = $TMP/pf-data
-mail_owner = postfix
-setgid_group = postdrop
-syslog_name = postfix-bench
-maillog_file = $TMP/postfix.log
-maillog_file_prefixes = $TMP
-myhostname = postfix-bench.example.test
-mydomain = example.test
-myorigin = \$myhostname
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-mydestination =
+{
+    echo "# Private benchmark instance written by tests/bench/accept.sh"
+    pf_main_common
+    cat <<EOF
 relay_domains =
-local_recipient_maps =
-local_transport = error:local delivery is disabled
-alias_maps =
-alias_database =
-biff = no
-append_dot_mydomain = no
 virtual_mailbox_domains = example.test
 virtual_mailbox_base = $PF_MAIL
 virtual_mailbox_maps = texthash:$PF_CONF/vmailbox
 virtual_uid_maps = static:$NOBODY_UID
 virtual_gid_maps = static:$NOBODY_GID
 virtual_minimum_uid = 100
-smtpd_client_restrictions =
-smtpd_helo_restrictions =
-smtpd_sender_restrictions =
-smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
-smtpd_client_connection_count_limit = 0
-smtpd_client_connection_rate_limit = 0
-smtpd_client_message_rate_limit = 0
-default_process_limit = 150
 EOF
-# No chroot anywhere (column 5 = n); smtpd only on the private loopback port.
-cat >"$PF_CONF/master.cf" <<EOF
-# service type  private unpriv  chroot  wakeup  maxproc command
-127.0.0.1:$PF_PORT inet n - n - - smtpd
-pickup     unix  n       -       n       60      1       pickup
-cleanup    unix  n       -       n       -       0       cleanup
-qmgr       unix  n       -       n       300     1       qmgr
-rewrite    unix  -       -       n       -       -       trivial-rewrite
-bounce     unix  -       -       n       -       0       bounce
-defer      unix  -       -       n       -       0       bounce
-trace      unix  -       -       n       -       0       bounce
-verify     unix  -       -       n       -       1       verify
-flush      unix  n       -       n       1000?   0       flush
-proxymap   unix  -       -       n       -       -       proxymap
-proxywrite unix  -       -       n       -       1       proxymap
-smtp       unix  -       -       n       -       -       smtp
-relay      unix  -       -       n       -       -       smtp
-showq      unix  n       -       n       -       -       showq
-error      unix  -       -       n       -       -       error
-retry      unix  -       -       n       -       -       error
-discard    unix  -       -       n       -       -       discard
-local      unix  -       n       n       -       -       local
-virtual    unix  -       n       n       -       -       virtual
-lmtp       unix  -       -       n       -       -       lmtp
-anvil      unix  -       -       n       -       1       anvil
-scache     unix  -       -       n       -       1       scache
-postlog    unix-dgram n  -       n       -       1       postlogd
-EOF
-
-# As root, `postfix -c DIR` needs no alternate_config_directories entry in
-# /etc/postfix/main.cf, so the default instance's config is not touched.
-if ! "$POSTFIX" -c "$PF_CONF" check >"$TMP/postfix-check.log" 2>&1; then
-    cat "$TMP/postfix-check.log" >&2; tail -n 20 "$TMP/postfix.log" >&2 || true
-    die "postfix -c $PF_CONF check failed"
-fi
-
-start_postfix() {
-    PF_STARTED=1
-    if ! "$POSTFIX" -c "$PF_CONF" start >>"$TMP/postfix-start.log" 2>&1; then
-        cat "$TMP/postfix-start.log" >&2; tail -n 20 "$TMP/postfix.log" >&2 || true
-        die "postfix -c $PF_CONF start failed"
-    fi
-    local pid="" i
-    for ((i = 0; i < 100; i++)); do
-        pid=$(pf_master_pid)
-        [[ -z $pid ]] || break
-        sleep 0.1
-    done
-    [[ -n $pid ]] || die "no Postfix master pid file under $PF_QUEUE/pid"
-    if ! "$PY" "$LIB" waitport "$PF_PORT" 10 "$pid"; then
-        tail -n 20 "$TMP/postfix.log" >&2 || true
-        die "private Postfix did not accept connections on 127.0.0.1:$PF_PORT within 10 s"
-    fi
-}
+} >"$PF_CONF/main.cf"
+pf_write_master "$PF_PORT"
+pf_check
 
 # ------------------------------------------------------------------ one run
 SL_NODELIVER=0
@@ -383,8 +182,8 @@ for size in $SIZES; do
     if ((size <= 10240)); then count=$COUNT_1K; else count=$COUNT_100K; fi
     for sessions in $SESSIONS; do
         log "size $size B, $sessions session(s), $count messages per run"
-        start_sluiced
-        start_postfix
+        start_sluiced "$SL_CONF" "$SL_PORT"
+        start_postfix "$PF_PORT"
         # Warm-up, not measured: both servers reach their steady state
         # (Postfix spawns its smtpd processes, sluiced fills its pool of
         # reusable queue files).

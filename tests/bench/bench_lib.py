@@ -1,21 +1,28 @@
 #!/usr/bin/python3
-"""Helpers for tests/bench/accept.sh (standard library only).
+"""Helpers for tests/bench/accept.sh and relay.sh (standard library only).
 
 Subcommands:
   freeport N                      print N distinct free TCP ports on 127.0.0.1
   waitport PORT TIMEOUT [PID]     wait until 127.0.0.1:PORT accepts; fail early if PID dies
   pidwait PID TIMEOUT             wait until PID has exited (zombies count as exited)
   fsync DIR [N]                   create N 4 KiB files with fsync each, print files/s
-  run --log F --pid P [--tree] [--timeout S] -- CMD...
+  run --log F --pid P [--tree] [--timeout S] [--sink F --expect N] -- CMD...
                                   time CMD with a monotonic clock while sampling the
                                   RSS/PSS of P (plus all its descendants with --tree)
                                   every 0.2 s; prints "rc elapsed peak_rss_kb
-                                  peak_pss_kb max_procs"
+                                  peak_pss_kb max_procs"; with --sink, then waits
+                                  (bounded: timeout, or 15 s without progress) until
+                                  smtp-sink's counter in F reaches N and appends
+                                  "end_to_end_elapsed sink_count" (RSS sampled
+                                  until then)
+  sinkcount F                     the last message count smtp-sink -c wrote into F
   count BASE                      number of messages in new/ and cur/ of Maildirs under BASE
   drain --base B --expect N [--queue Q] [--timeout S] [--stall S]
                                   wait (bounded) until N messages were delivered under B
                                   and the Postfix queue Q is empty; prints delivered count
-  report RAW [--postfix-only]     print the result table from the raw TSV file
+  report RAW [--postfix-only] [--what TEXT]
+                                  print the result table from the raw TSV file
+                                  (TEXT: what the rates count, default "accepted")
 """
 
 import os
@@ -176,8 +183,43 @@ def cmd_fsync(args):
     return 0
 
 
+def sink_count(path):
+    """smtp-sink -c writes "sess=N quit=N mesg=N\r" per event."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 200))
+            tail = f.read().decode("ascii", "replace")
+    except FileNotFoundError:
+        return 0
+    marks = [p for p in tail.split("mesg=")[1:] if p[:1].isdigit()]
+    if not marks:
+        return 0
+    return int("".join(c for c in marks[-1][:12] if c.isdigit()) or 0)
+
+
+def cmd_sinkcount(args):
+    print(sink_count(args[0]))
+    return 0
+
+
+def wait_sink(path, expect, deadline, stall=15.0):
+    last, last_change = -1, time.monotonic()
+    while True:
+        n = sink_count(path)
+        now = time.monotonic()
+        if n >= expect or now > deadline:
+            return n
+        if n != last:
+            last, last_change = n, now
+        elif now - last_change > stall:
+            return n
+        time.sleep(0.02)
+
+
 def cmd_run(args):
     log, pid, tree, timeout = None, None, False, 600.0
+    sink, expect = None, 0
     i = 0
     while i < len(args) and args[i] != "--":
         a = args[i]
@@ -189,6 +231,10 @@ def cmd_run(args):
             timeout, i = float(args[i + 1]), i + 2
         elif a == "--tree":
             tree, i = True, i + 1
+        elif a == "--sink":
+            sink, i = args[i + 1], i + 2
+        elif a == "--expect":
+            expect, i = int(args[i + 1]), i + 2
         else:
             raise SystemExit(f"run: unknown option {a}")
     cmd = args[i + 1:]
@@ -206,9 +252,13 @@ def cmd_run(args):
             p.wait()
             rc = 124
         elapsed = time.monotonic() - t0
+    extra = ""
+    if sink:
+        got = wait_sink(sink, expect, t0 + timeout)
+        extra = f" {time.monotonic() - t0:.4f} {got}"
     sampler.stop_evt.set()
     sampler.join(5)
-    print(f"{rc} {elapsed:.4f} {sampler.peak_rss} {sampler.peak_pss} {sampler.max_procs}")
+    print(f"{rc} {elapsed:.4f} {sampler.peak_rss} {sampler.peak_pss} {sampler.max_procs}{extra}")
     return 0
 
 
@@ -259,6 +309,12 @@ def cmd_drain(args):
     return 0
 
 
+def cmd_rss(args):
+    """rss PID: resident set size in KB now"""
+    print(mem_kb(int(args[0]))[0])
+    return 0
+
+
 def fmt_rate(v):
     return "-" if v is None else f"{v:.1f}"
 
@@ -266,6 +322,7 @@ def fmt_rate(v):
 def cmd_report(args):
     raw = args[0]
     postfix_only = "--postfix-only" in args
+    what = args[args.index("--what") + 1] if "--what" in args else "accepted"
     rows = []
     with open(raw) as f:
         for line in f:
@@ -324,7 +381,7 @@ def cmd_report(args):
         table.append((row, notes))
     widths = [max(len(h), *(len(r[0][i]) for r in table)) if table else len(h)
               for i, h in enumerate(hdr)]
-    print("Median msg/s accepted (peak memory sampled every 0.2 s during the runs):")
+    print(f"Median msg/s {what} (peak memory sampled every 0.2 s during the runs):")
     print("  ".join(h.rjust(w) for h, w in zip(hdr, widths)))
     print("  ".join("-" * w for w in widths))
     for row, notes in table:
@@ -338,7 +395,7 @@ def cmd_report(args):
 COMMANDS = {
     "freeport": cmd_freeport, "waitport": cmd_waitport, "pidwait": cmd_pidwait,
     "fsync": cmd_fsync, "run": cmd_run, "count": cmd_count, "drain": cmd_drain,
-    "report": cmd_report,
+    "report": cmd_report, "sinkcount": cmd_sinkcount, "rss": cmd_rss,
 }
 
 if __name__ == "__main__":

@@ -1,0 +1,237 @@
+# bench_common.sh - shell pieces shared by the benchmarks (sourced by
+# accept.sh and relay.sh): root check, cleanup trap, installing Postfix
+# without starting it, a private Postfix instance under the temp dir
+# (main.cf from the caller, master.cf here), and starting/stopping sluiced.
+#
+# The caller sets before sourcing: ROOT, PY, LIB, SLUICED, KEEP, NAME (for
+# messages). It then calls bench_setup (makes $TMP) and, for Postfix,
+# pf_write_master PORT followed by pf_check.
+# shellcheck shell=bash
+
+SMTP_SOURCE=/usr/sbin/smtp-source
+SMTP_SINK=/usr/sbin/smtp-sink
+POSTFIX=/usr/sbin/postfix
+
+die() { echo "$NAME: $*" >&2; exit 1; }
+log() { echo "== $*"; }
+
+[[ $EUID -eq 0 ]] || die "must run as root (installs packages, runs Postfix)"
+
+TMP=""
+SLUICE_PID=""
+PF_CONF=""
+PF_QUEUE=""
+PF_STARTED=0
+POLICY_CREATED=0
+POLICY_BACKUP=""
+CLEANUP_HOOK=""     # optional function name, called first by cleanup
+
+restore_policy_rc() {
+    if [[ $POLICY_CREATED == 1 ]]; then
+        rm -f /usr/sbin/policy-rc.d
+        POLICY_CREATED=0
+    elif [[ -n $POLICY_BACKUP ]]; then
+        mv -f "$POLICY_BACKUP" /usr/sbin/policy-rc.d
+        POLICY_BACKUP=""
+    fi
+}
+
+pf_master_pid() {
+    local f="$PF_QUEUE/pid/master.pid"
+    if [[ -r $f ]]; then tr -d ' \n' <"$f"; fi
+}
+
+stop_postfix() {
+    [[ $PF_STARTED == 1 ]] || return 0
+    local pid
+    pid=$(pf_master_pid)
+    "$POSTFIX" -c "$PF_CONF" stop >/dev/null 2>&1 || true
+    if [[ -n $pid ]] && ! "$PY" "$LIB" pidwait "$pid" 15; then
+        echo "postfix master $pid did not stop; killing it" >&2
+        kill -KILL "$pid" 2>/dev/null || true
+        "$PY" "$LIB" pidwait "$pid" 5 || true
+    fi
+    rm -f "$PF_QUEUE/pid/master.pid"   # stale otherwise; the next start reads it
+    PF_STARTED=0
+}
+
+stop_sluiced() {
+    [[ -n $SLUICE_PID ]] || return 0
+    kill -TERM "$SLUICE_PID" 2>/dev/null || true
+    if ! "$PY" "$LIB" pidwait "$SLUICE_PID" 10; then
+        echo "sluiced $SLUICE_PID did not exit on SIGTERM; sending SIGKILL" >&2
+        kill -KILL "$SLUICE_PID" 2>/dev/null || true
+    fi
+    wait "$SLUICE_PID" 2>/dev/null || true
+    SLUICE_PID=""
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    set +e
+    [[ -z $CLEANUP_HOOK ]] || "$CLEANUP_HOOK"
+    stop_sluiced
+    stop_postfix
+    restore_policy_rc
+    if [[ -n $TMP && -d $TMP ]]; then
+        if [[ $KEEP == 1 ]]; then
+            echo "temp dir kept: $TMP"
+        else
+            rm -rf "$TMP"
+        fi
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# install_deps - postfix (smtp-source, smtp-sink) without starting it
+install_deps() {
+    local need=()
+    [[ -x $PY ]] || need+=(python3)
+    [[ -x $SMTP_SOURCE && -x $SMTP_SINK && -x $POSTFIX ]] || need+=(postfix)
+    [[ ${#need[@]} -gt 0 ]] || return 0
+    log "installing: ${need[*]} (system Postfix will not be started)"
+    # Forbid service starts during the install; restore/remove afterwards.
+    if [[ -e /usr/sbin/policy-rc.d ]]; then
+        POLICY_BACKUP=$(mktemp /usr/sbin/policy-rc.d.bench-backup.XXXXXX)
+        cp -p /usr/sbin/policy-rc.d "$POLICY_BACKUP"
+    else
+        POLICY_CREATED=1
+    fi
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}"
+    restore_policy_rc
+    [[ -x $SMTP_SOURCE && -x $POSTFIX ]] || die "postfix install did not provide $SMTP_SOURCE"
+}
+
+# bench_setup PREFIX - dependencies, $TMP, the sluiced binary (built if missing)
+bench_setup() {
+    install_deps
+    TMP=$(mktemp -d "/tmp/$1.XXXXXX")
+    chmod 755 "$TMP"   # Postfix daemons and virtual (uid nobody) traverse it
+    PF_CONF="$TMP/pf-conf"
+    PF_QUEUE="$TMP/pf-queue"
+    mkdir -p "$PF_CONF" "$PF_QUEUE"
+    [[ ${POSTFIX_ONLY:-0} == 1 ]] && return 0
+    if [[ ! -x $SLUICED ]]; then
+        log "$SLUICED missing; running make at $ROOT"
+        if ! (cd "$ROOT" && make) >"$TMP/make.log" 2>&1; then
+            tail -n 20 "$TMP/make.log" >&2
+            die "make failed, so there is no sluiced to measure (log above)."
+        fi
+    fi
+    [[ -x $SLUICED ]] || die "$SLUICED does not exist (even after make)."
+}
+
+# start_sluiced CONF PORT - in the foreground of a background job
+start_sluiced() {
+    [[ ${POSTFIX_ONLY:-0} == 1 ]] && return 0
+    "$SLUICED" -c "$1" </dev/null >>"$TMP/sluiced.log" 2>&1 &
+    SLUICE_PID=$!
+    if ! "$PY" "$LIB" waitport "$2" 10 "$SLUICE_PID"; then
+        tail -n 20 "$TMP/sluiced.log" >&2
+        die "sluiced did not accept connections on 127.0.0.1:$2 within 10 s"
+    fi
+}
+
+# pf_main_common - the main.cf lines every private instance shares
+pf_main_common() {
+    cat <<EOF
+compatibility_level = 3.6
+queue_directory = $PF_QUEUE
+data_directory = $TMP/pf-data
+mail_owner = postfix
+setgid_group = postdrop
+syslog_name = postfix-bench
+maillog_file = $TMP/postfix.log
+maillog_file_prefixes = $TMP
+myhostname = postfix-bench.example.test
+mydomain = example.test
+myorigin = \$myhostname
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks = 127.0.0.0/8
+mydestination =
+local_recipient_maps =
+local_transport = error:local delivery is disabled
+alias_maps =
+alias_database =
+biff = no
+append_dot_mydomain = no
+smtpd_client_restrictions =
+smtpd_helo_restrictions =
+smtpd_sender_restrictions =
+smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_recipient_restrictions = permit_mynetworks, reject_unauth_destination
+smtpd_client_connection_count_limit = 0
+smtpd_client_connection_rate_limit = 0
+smtpd_client_message_rate_limit = 0
+default_process_limit = 150
+EOF
+}
+
+# pf_write_master PORT - master.cf: no chroot, smtpd only on 127.0.0.1:PORT
+pf_write_master() {
+    cat >"$PF_CONF/master.cf" <<EOF
+# service type  private unpriv  chroot  wakeup  maxproc command
+127.0.0.1:$1 inet n - n - - smtpd
+pickup     unix  n       -       n       60      1       pickup
+cleanup    unix  n       -       n       -       0       cleanup
+qmgr       unix  n       -       n       300     1       qmgr
+rewrite    unix  -       -       n       -       -       trivial-rewrite
+bounce     unix  -       -       n       -       0       bounce
+defer      unix  -       -       n       -       0       bounce
+trace      unix  -       -       n       -       0       bounce
+verify     unix  -       -       n       -       1       verify
+flush      unix  n       -       n       1000?   0       flush
+proxymap   unix  -       -       n       -       -       proxymap
+proxywrite unix  -       -       n       -       1       proxymap
+smtp       unix  -       -       n       -       -       smtp
+relay      unix  -       -       n       -       -       smtp
+showq      unix  n       -       n       -       -       showq
+error      unix  -       -       n       -       -       error
+retry      unix  -       -       n       -       -       error
+discard    unix  -       -       n       -       -       discard
+local      unix  -       n       n       -       -       local
+virtual    unix  -       n       n       -       -       virtual
+lmtp       unix  -       -       n       -       -       lmtp
+anvil      unix  -       -       n       -       1       anvil
+scache     unix  -       -       n       -       1       scache
+postlog    unix-dgram n  -       n       -       1       postlogd
+EOF
+}
+
+# pf_check - `postfix check` of the private instance (as root, `postfix -c
+# DIR` needs no alternate_config_directories in /etc/postfix/main.cf)
+pf_check() {
+    if ! "$POSTFIX" -c "$PF_CONF" check >"$TMP/postfix-check.log" 2>&1; then
+        cat "$TMP/postfix-check.log" >&2; tail -n 20 "$TMP/postfix.log" >&2 || true
+        die "postfix -c $PF_CONF check failed"
+    fi
+}
+
+# start_postfix PORT
+start_postfix() {
+    PF_STARTED=1
+    if ! "$POSTFIX" -c "$PF_CONF" start >>"$TMP/postfix-start.log" 2>&1; then
+        cat "$TMP/postfix-start.log" >&2; tail -n 20 "$TMP/postfix.log" >&2 || true
+        die "postfix -c $PF_CONF start failed"
+    fi
+    local pid="" i
+    for ((i = 0; i < 100; i++)); do
+        pid=$(pf_master_pid)
+        [[ -z $pid ]] || break
+        sleep 0.1
+    done
+    [[ -n $pid ]] || die "no Postfix master pid file under $PF_QUEUE/pid"
+    if ! "$PY" "$LIB" waitport "$1" 10 "$pid"; then
+        tail -n 20 "$TMP/postfix.log" >&2 || true
+        die "private Postfix did not accept connections on 127.0.0.1:$1 within 10 s"
+    fi
+}
