@@ -48,15 +48,6 @@ read_original(const struct qmsg *m, int full, size_t *len)
 	return buf;
 }
 
-static int
-ascii(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 0;
-	return 1;
-}
-
 /* status_of - the "x.y.z" a reason starts with, or NULL */
 static const char *
 status_of(const char *reason, char *buf, size_t len)
@@ -114,7 +105,7 @@ commit(const char *id, const char *text, size_t len,
 	env.listener = xstrdup("dsn");
 	env.protocol = xstrdup("local");
 	env.body = dsn_is_8bit(text, len) ? BODY_8BITMIME : BODY_7BIT;
-	env.smtputf8 = !ascii(orig->sender);
+	env.smtputf8 = !str_is_ascii(orig->sender);
 	env.size = len;
 	envelope_add_rcpt(&env, orig->sender, NULL, NOTIFY_NEVER);
 	tags_set(&env.tags, "dsn", orig->id);

@@ -3,7 +3,6 @@
  * from the spool: every message in queue/ and hold/, its envelope and its
  * status record. Blocking: runs on the delivery iopool.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,35 +86,13 @@ is_active(const char *id, char **active, size_t n)
 	return 0;
 }
 
-static int
-cmp_str(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
 static void
 list_dir(struct evbuffer *out, const char *queue, char **active,
     size_t nactive)
 {
-	char path[4096], **ids = NULL;
-	size_t n = 0, cap = 0;
-	struct dirent *de;
-	DIR *d;
+	size_t n;
+	char **ids = queue_ids(queue, &n);
 
-	snprintf(path, sizeof(path), "%s/%s", queue_spool(), queue);
-	if ((d = opendir(path)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (!qid_valid(de->d_name))
-			continue;
-		if (n == cap)
-			ids = xreallocarray(ids, cap = cap ? cap * 2 : 64,
-			    sizeof(*ids));
-		ids[n++] = xstrdup(de->d_name);
-	}
-	closedir(d);
-	if (n > 0)
-		qsort(ids, n, sizeof(*ids), cmp_str);
 	for (size_t i = 0; i < n; i++) {
 		struct qmsg m;
 		struct qstatus st;

@@ -86,12 +86,6 @@ dsn_is_8bit(const char *p, size_t n)
 	return 0;
 }
 
-int
-is_ascii(const char *s)
-{
-	return !dsn_is_8bit(s, strlen(s));
-}
-
 /*
  * clean_text - a copy of s that is safe in one header field or text line:
  * control characters and white space collapse to single spaces, the ends

@@ -34,7 +34,6 @@ void	 sb_str(struct sbuf *, const char *);
 void	 sb_printf(struct sbuf *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 char	*sb_finish(struct sbuf *, size_t *);
-int	 is_ascii(const char *);
 char	*clean_text(const char *, size_t, int);
 size_t	 cut_point(const char *, size_t);
 int	 fmt_date(char *, size_t, uint64_t);

@@ -58,7 +58,7 @@ final_recipient(const char *addr, int smtputf8)
 {
 	char *a = clean_text(addr, ADDR_MAX, 1), *x, *s;
 
-	if (is_ascii(a))
+	if (str_is_ascii(a))
 		xasprintf(&s, "rfc822; %s", a);
 	else if (smtputf8)
 		xasprintf(&s, "utf-8; %s", a);

@@ -73,6 +73,9 @@ int	queue_move(const char *id, const char *subdir);	/* from queue/ */
 int	queue_unhold(const char *id);		/* hold/ back to queue/ */
 int	queue_remove_held(const char *id);
 const char *queue_spool(void);
+/* queue_ids - the message ids in SPOOL/sub ("queue", "hold"), sorted;
+ * the caller frees each and the array */
+char	**queue_ids(const char *sub, size_t *n);
 /* queue_scan - call fn for every committed message id, in id order */
 int	queue_scan(void (*fn)(const char *id, void *), void *arg);
 int	queue_sync(void);		/* dirsync of queue/ */

@@ -551,20 +551,21 @@ status_of(const char *name, char *id)
 	return qid_valid(id);
 }
 
-int
-queue_scan(void (*fn)(const char *, void *), void *arg)
+/*
+ * collect_ids - the message ids in directory d (path dir), sorted; with
+ * clean, status files whose message is gone are removed on the way
+ */
+static char **
+collect_ids(DIR *d, const char *dir, int clean, size_t *np)
 {
-	DIR *d = opendir(q.queue);
 	struct dirent *de;
 	char **ids = NULL, id[QID_LEN + 1], path[4096];
 	size_t n = 0, cap = 0;
 	struct stat st;
 
-	if (d == NULL)
-		return -1;
 	while ((de = readdir(d)) != NULL) {
-		if (status_of(de->d_name, id)) {
-			snprintf(path, sizeof(path), "%s/%s", q.queue, id);
+		if (clean && status_of(de->d_name, id)) {
+			snprintf(path, sizeof(path), "%s/%s", dir, id);
 			if (stat(path, &st) == -1 && errno == ENOENT)
 				unlinkat(dirfd(d), de->d_name, 0);
 			continue;
@@ -576,9 +577,39 @@ queue_scan(void (*fn)(const char *, void *), void *arg)
 			    sizeof(*ids));
 		ids[n++] = xstrdup(de->d_name);
 	}
-	closedir(d);
 	if (n > 0)
 		qsort(ids, n, sizeof(*ids), cmp_str);
+	*np = n;
+	return ids;
+}
+
+char **
+queue_ids(const char *sub, size_t *np)
+{
+	char dir[4096];
+	char **ids;
+	DIR *d;
+
+	*np = 0;
+	snprintf(dir, sizeof(dir), "%s/%s", q.spool, sub);
+	if ((d = opendir(dir)) == NULL)
+		return NULL;
+	ids = collect_ids(d, dir, 0, np);
+	closedir(d);
+	return ids;
+}
+
+int
+queue_scan(void (*fn)(const char *, void *), void *arg)
+{
+	DIR *d = opendir(q.queue);
+	char **ids;
+	size_t n;
+
+	if (d == NULL)
+		return -1;
+	ids = collect_ids(d, q.queue, 1, &n);
+	closedir(d);
 	for (size_t i = 0; i < n; i++) {
 		fn(ids[i], arg);
 		free(ids[i]);

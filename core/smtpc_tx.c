@@ -39,25 +39,16 @@ txn_free(struct tx *t)
 	memset(t, 0, sizeof(*t));
 }
 
-static int
-ascii(const char *s)
-{
-	for (; *s; s++)
-		if ((unsigned char)*s >= 0x80)
-			return 0;
-	return 1;
-}
-
 /* needs_smtputf8 - the envelope cannot be sent without SMTPUTF8 */
 static int
 needs_smtputf8(const struct djob *job)
 {
 	const struct envelope *e = &job->msg->env;
 
-	if (!ascii(e->sender))
+	if (!str_is_ascii(e->sender))
 		return 1;
 	for (size_t i = 0; i < job->nrcpts; i++)
-		if (!ascii(e->rcpts[job->rcpts[i]].addr))
+		if (!str_is_ascii(e->rcpts[job->rcpts[i]].addr))
 			return 1;
 	return 0;
 }

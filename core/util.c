@@ -267,3 +267,13 @@ fsync_dir(const char *path)
 	errno = saved;
 	return rv;
 }
+
+/* str_is_ascii - no byte of s is 0x80 or above */
+int
+str_is_ascii(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 0;
+	return 1;
+}
