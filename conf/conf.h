@@ -58,6 +58,7 @@ struct conf_limits {
 	unsigned errors;		/* client errors before 421 */
 	unsigned idle_timeout;		/* seconds without any input */
 	unsigned command_timeout;	/* seconds to complete one command line */
+	unsigned hops;			/* Received: fields before 554 5.4.6 */
 };
 
 struct conf_retry {			/* all in seconds */

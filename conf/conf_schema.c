@@ -115,6 +115,7 @@ static const struct conf_key limit_keys[] = {
 	{ "per_ip_sessions", conf_set_uint, LIM(per_ip_sessions), 1, 1000000,
 	    NULL },
 	{ "errors",	  conf_set_uint,  LIM(errors),		1, 1000, NULL },
+	{ "hops",	  conf_set_uint,  LIM(hops),		1, 1000, NULL },
 	{ "idle_timeout", conf_set_duration, LIM(idle_timeout),	1, 0, NULL },
 	{ "command_timeout", conf_set_duration, LIM(command_timeout), 1, 0,
 	    NULL },

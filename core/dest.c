@@ -9,9 +9,13 @@
  * addresses are known, else a DNS lookup. A next hop that needs a
  * connection while the global limit is reached waits in a FIFO for a slot.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "dest.h"
@@ -56,6 +60,58 @@ static struct {
 
 static void	kick(struct dest *);
 
+/* is_local_address - an address of this machine (it can be bound) */
+static int
+is_local_address(const struct sockaddr *sa)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sa->sa_family == AF_INET ?
+	    sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int fd, ok;
+
+	memcpy(&ss, sa, len);
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+	if ((fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0)) == -1)
+		return 0;
+	ok = bind(fd, (struct sockaddr *)&ss, len) == 0;
+	close(fd);
+	return ok;
+}
+
+/* is_listener - sa is where one of our SMTP listeners takes connections */
+static int
+is_listener(const struct sockaddr *sa)
+{
+	const struct config *cf = server.conf;
+	unsigned char want[16], any[16] = { 0 };
+	const void *have;
+	uint16_t port;
+	size_t alen;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+		have = &s4->sin_addr, alen = 4, port = ntohs(s4->sin_port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		have = &s6->sin6_addr, alen = 16, port = ntohs(s6->sin6_port);
+	} else
+		return 0;
+	for (size_t i = 0; i < cf->nlisteners; i++) {
+		const struct conf_listener *l = &cf->listeners[i];
+		if (l->port != port ||
+		    inet_pton(sa->sa_family, l->address, want) != 1)
+			continue;
+		if (memcmp(want, have, alen) == 0)
+			return 1;
+		if (memcmp(want, any, alen) == 0 && is_local_address(sa))
+			return 1;
+	}
+	return 0;
+}
+
 void
 dest_init(struct event_base *base, struct dns_resolver *dns)
 {
@@ -63,6 +119,7 @@ dest_init(struct event_base *base, struct dns_resolver *dns)
 	D.base = base;
 	D.dns = dns;
 	TAILQ_INIT(&D.waiters);
+	mx_set_self(is_listener);
 }
 
 unsigned
@@ -215,8 +272,11 @@ static void
 open_conn(struct dest *d)
 {
 	struct dconn *dc = xcalloc(1, sizeof(*dc));
+	/* equal MX preferences share the load: a new order per connection */
+	struct mx_addrs *order = mx_shuffled(d->addrs, mx_random_below);
 
-	dc->c = smtpc_new(D.base, d, d->addrs, d->spec.kind == ROUTE_LMTP);
+	dc->c = smtpc_new(D.base, d, order, d->spec.kind == ROUTE_LMTP);
+	mx_addrs_unref(order);
 	TAILQ_INSERT_TAIL(&d->conns, dc, link);
 	d->nconns++;
 	d->nstarting++;

@@ -21,6 +21,7 @@
 
 struct mx_host {
 	char name[DNS_NAME_LEN];
+	unsigned pref;
 	struct mx_lookup *l;
 	struct dns_query *q[2];		/* A, AAAA */
 	struct dns_result res[2];	/* copied answers */
@@ -88,10 +89,78 @@ mx_order(struct dns_rr *rr, size_t n, unsigned (*rnd)(unsigned))
 	return (int)kept;
 }
 
-static unsigned
-random_below(unsigned n)
+unsigned
+mx_random_below(unsigned n)
 {
 	return n ? (unsigned)arc4random_uniform(n) : 0;
+}
+
+static struct mx_addrs *
+addrs_new(void)
+{
+	struct mx_addrs *a = xcalloc(1, sizeof(*a));
+
+	a->refs = 1;
+	a->ttl = MX_TTL_MAX;
+	return a;
+}
+
+static int (*self_fn)(const struct sockaddr *);
+
+void
+mx_set_self(int (*is_self)(const struct sockaddr *))
+{
+	self_fn = is_self;
+}
+
+size_t
+mx_drop_self(struct mx_addrs *a, int (*is_self)(const struct sockaddr *))
+{
+	size_t keep = a->n;
+
+	for (size_t i = 0; i < a->n; i++)
+		if (is_self((const struct sockaddr *)&a->a[i].sa)) {
+			unsigned worst = a->a[i].pref;
+			/* the list is in preference order: the first
+			   address with this preference ends the usable ones */
+			for (keep = 0; keep < a->n && a->a[keep].pref < worst;
+			    keep++)
+				;
+			break;
+		}
+	a->n = keep;
+	return keep;
+}
+
+struct mx_addrs *
+mx_shuffled(const struct mx_addrs *a, unsigned (*rnd)(unsigned))
+{
+	struct mx_addrs *b = addrs_new();
+	struct { size_t start, end; } host[MX_ADDRS_MAX], t;
+	size_t nh = 0;
+
+	b->ttl = a->ttl;
+	/* a host's addresses are next to each other in the list */
+	for (size_t i = 0; i < a->n; i++) {
+		if (i == 0 || strcmp(a->a[i].host, a->a[i - 1].host) != 0)
+			host[nh++].start = i;
+		host[nh - 1].end = i + 1;
+	}
+	for (size_t s = 0, e; s < nh; s = e) {
+		unsigned pref = a->a[host[s].start].pref;
+		for (e = s + 1; e < nh && a->a[host[e].start].pref == pref; e++)
+			;
+		for (size_t i = e - 1; i > s; i--) {	/* Fisher-Yates */
+			size_t j = s + rnd((unsigned)(i - s + 1));
+			t = host[i];
+			host[i] = host[j];
+			host[j] = t;
+		}
+	}
+	for (size_t k = 0; k < nh; k++)
+		for (size_t i = host[k].start; i < host[k].end; i++)
+			b->a[b->n++] = a->a[i];
+	return b;
 }
 
 static void
@@ -103,8 +172,8 @@ finish(struct mx_lookup *l, enum mx_status st, struct mx_addrs *a,
 }
 
 static void
-add_addr(struct mx_addrs *a, const char *host, const char *text,
-    uint16_t port)
+add_addr(struct mx_addrs *a, const char *host, unsigned pref,
+    const char *text, uint16_t port)
 {
 	struct mx_addr *m;
 
@@ -113,6 +182,7 @@ add_addr(struct mx_addrs *a, const char *host, const char *text,
 	m = &a->a[a->n];
 	memset(m, 0, sizeof(*m));
 	strlcpy_s(m->host, host, sizeof(m->host));
+	m->pref = pref;
 	if (strchr(text, ':') != NULL) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&m->sa;
 		if (inet_pton(AF_INET6, text, &s6->sin6_addr) != 1)
@@ -131,15 +201,6 @@ add_addr(struct mx_addrs *a, const char *host, const char *text,
 	a->n++;
 }
 
-static struct mx_addrs *
-addrs_new(void)
-{
-	struct mx_addrs *a = xcalloc(1, sizeof(*a));
-
-	a->refs = 1;
-	a->ttl = MX_TTL_MAX;
-	return a;
-}
 
 /* all answers in: build the list, or say why there is none */
 static void
@@ -158,12 +219,20 @@ build(struct mx_lookup *l)
 				continue;
 			}
 			for (size_t i = 0; i < mh->res[k].nrrs; i++) {
-				add_addr(a, mh->name, mh->res[k].rrs[i].text,
-				    l->spec.port);
+				add_addr(a, mh->name, mh->pref,
+				    mh->res[k].rrs[i].text, l->spec.port);
 				if (mh->res[k].rrs[i].ttl < a->ttl)
 					a->ttl = mh->res[k].rrs[i].ttl;
 			}
 		}
+	}
+	if (a->n > 0 && l->spec.mx && self_fn != NULL &&
+	    mx_drop_self(a, self_fn) == 0) {
+		mx_addrs_unref(a);
+		snprintf(why, sizeof(why), "5.4.6 mail for %s loops back to "
+		    "myself (this server is its best MX host)", l->domain);
+		finish(l, MX_PERM, NULL, why);
+		return;
 	}
 	if (a->n > 0) {
 		if (l->ttl < a->ttl)
@@ -233,8 +302,9 @@ query_hosts(struct mx_lookup *l)
 }
 
 static void
-add_host(struct mx_lookup *l, const char *name)
+add_host(struct mx_lookup *l, const char *name, unsigned pref)
 {
+	l->hosts[l->nhosts].pref = pref;
 	strlcpy_s(l->hosts[l->nhosts++].name, name, DNS_NAME_LEN);
 }
 
@@ -248,7 +318,7 @@ on_mx(const struct dns_result *res, void *arg)
 	l->mxq = NULL;
 	switch (res->status) {
 	case DNS_OK:
-		n = mx_order(res->rrs, res->nrrs, random_below);
+		n = mx_order(res->rrs, res->nrrs, mx_random_below);
 		if (n == -1) {
 			snprintf(why, sizeof(why), "5.1.10 %s does not accept "
 			    "mail (null MX, RFC 7505)", l->domain);
@@ -256,12 +326,12 @@ on_mx(const struct dns_result *res, void *arg)
 			return;
 		}
 		for (int i = 0; i < n; i++)
-			add_host(l, res->rrs[i].text);
+			add_host(l, res->rrs[i].text, res->rrs[i].pref);
 		l->ttl = res->rrs[0].ttl;
 		break;
 	case DNS_NODATA:
 		l->implicit = 1;		/* RFC 5321 5.1: implicit MX */
-		add_host(l, l->domain);
+		add_host(l, l->domain, 0);
 		break;
 	case DNS_NXDOMAIN:
 		snprintf(why, sizeof(why), "5.4.4 host or domain name not "
@@ -300,7 +370,7 @@ mx_resolve(struct dns_resolver *r, const struct route_spec *spec,
 	if (spec->mx)
 		l->mxq = dns_query(r, l->domain, DNS_MX, on_mx, l);
 	else {
-		add_host(l, l->domain);
+		add_host(l, l->domain, 0);
 		query_hosts(l);
 	}
 	return l;
@@ -343,7 +413,7 @@ mx_static(const struct route_spec *spec)
 	if (!spec->literal)
 		return NULL;
 	a = addrs_new();
-	add_addr(a, spec->host, spec->host, spec->port);
+	add_addr(a, spec->host, 0, spec->host, spec->port);
 	a->ttl = ~0u;
 	if (a->n == 0) {
 		mx_addrs_unref(a);

@@ -8,6 +8,9 @@
  * host its A/AAAA; an address literal or a unix socket as it is. A null MX
  * (RFC 7505) and a domain that does not exist are permanent failures;
  * DNS trouble is a temporary one. At most MX_ADDRS_MAX addresses.
+ * MX hosts that are this server (mx_set_self) are dropped with every host
+ * of the same or a worse preference (RFC 5321 5.1); when that leaves none,
+ * the mail loops back to us: a permanent failure (5.4.6).
  * Threads: runs on the loop of the resolver passed in; the callback runs
  * later on that loop, exactly once, unless mx_cancel() came first.
  * Ownership: the callback gets a referenced struct mx_addrs (or NULL on
@@ -29,6 +32,7 @@ struct dns_rr;
 
 struct mx_addr {
 	char host[ROUTE_HOST_LEN];	/* the MX host name, or the literal */
+	unsigned pref;			/* its MX preference (0 without MX) */
 	struct sockaddr_storage sa;
 	socklen_t salen;
 };
@@ -55,6 +59,17 @@ struct mx_addrs *mx_static(const struct route_spec *);
 struct mx_lookup *mx_resolve(struct dns_resolver *, const struct route_spec *,
 	    const char *domain, mx_cb, void *arg);
 void	mx_cancel(struct mx_lookup *);
+
+/* mx_set_self - how to tell this server's own addresses (for MX loops) */
+void	mx_set_self(int (*is_self)(const struct sockaddr *));
+/* mx_drop_self - drop self and what is not better than it; pure, for the
+   unit tests. Returns the number of addresses left. */
+size_t	mx_drop_self(struct mx_addrs *, int (*is_self)(const struct sockaddr *));
+/* mx_shuffled - a copy with the hosts of equal preference in a new random
+   order (the addresses of one host stay together), for one connection */
+struct mx_addrs *mx_shuffled(const struct mx_addrs *,
+	    unsigned (*rnd)(unsigned));
+unsigned mx_random_below(unsigned);
 
 struct mx_addrs *mx_addrs_ref(struct mx_addrs *);
 void	mx_addrs_unref(struct mx_addrs *);

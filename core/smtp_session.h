@@ -26,6 +26,7 @@
 #include "filter.h"
 #include "message.h"
 #include "qid.h"
+#include "hops.h"
 #include "smtp_data.h"
 #include "smtp_params.h"
 #include "tags.h"
@@ -67,6 +68,7 @@ struct smtp_tx {
 	int content_done;		/* the whole message is in */
 	int discard;			/* a filter said discard */
 	struct data_decoder dec;
+	struct hop_counter hops;	/* Received: fields, loop guard */
 	struct qwriter *msg;
 	int bdat;		/* content is coming in BDAT chunks */
 	uint64_t bdat_chunk;	/* size of the current chunk */

@@ -43,6 +43,7 @@ emit_to_queue(void *ctx, const char *p, size_t n)
 {
 	struct smtp_tx *tx = ctx;
 
+	hops_feed(&tx->hops, p, n);
 	qwriter_append(tx->msg, p, n);
 }
 
@@ -76,6 +77,7 @@ start_content(struct smtp_session *s, enum data_mode mode)
 	int n;
 
 	tx->msg = qwriter_new(tx->env.id);
+	hops_init(&tx->hops);
 	data_decoder_init(&tx->dec, mode, c->bare_newline == BARE_NL_NORMALIZE,
 	    c->limits.line_length, c->limits.message_size);
 	tx->env.protocol = xstrdup(protocol_name(s, tx));
@@ -201,6 +203,9 @@ end_of_content(struct smtp_session *s)
 		reply = (err == ENOSPC || err == EDQUOT) ?
 		    "452 4.3.1 Insufficient system storage" :
 		    "451 4.3.0 Error: queue file write error";
+	if (reply == NULL && tx->hops.count > server.conf->limits.hops)
+		reply = "554 5.4.6 Too many hops: the message is looping "
+		    "(too many Received: header fields)";
 	if (reply != NULL) {
 		log_info("qid=%s session=%016llx event=reject stage=data "
 		    "size=%llu reply=%s", tx->env.id, SID(s),

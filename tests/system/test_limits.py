@@ -60,6 +60,43 @@ def test_data_line_too_long(server):
     assert qid.encode() in data
 
 
+def _received(n):
+    return "".join(f"Received: from hop{i}.test by hop{i + 1}.test; "
+                   f"Sat, 28 Nov 2026 12:00:00 +0000\r\n" for i in range(n))
+
+
+def test_too_many_hops(make_server):
+    """More than limits.hops Received: fields (a mail loop) is refused with
+    554 5.4.6 after the dot; exactly the limit passes; folded lines and
+    Received: text in the body do not count; the session goes on."""
+    srv = make_server({"limits": {"hops": 5}})
+    c = srv.raw()
+    start_tx(c)
+    check(send_data(c, message(extra=_received(6)) + ".\r\n"), 554, "5.4.6")
+    check(c.cmd("MAIL FROM:<s@remote.test>"), 250, "2.1.0")
+    check(c.cmd("RCPT TO:<alice@example.test>"), 250, "2.1.5")
+    body = "Received: in the body\r\n" * 10
+    extra = _received(5) + "Comment: x\r\n Received: folded\r\n"
+    qid = queued_id(send_data(c, message(extra=extra, body=body) + ".\r\n"))
+    [data] = srv.wait_mail("alice")
+    assert qid.encode() in data
+    assert "event=reject stage=data" in srv.log()
+
+
+def test_hops_default_is_100(server):
+    """The default limit: 100 Received: fields pass, 101 are a loop (BDAT
+    counts the same way)."""
+    c = server.raw()
+    start_tx(c)
+    queued_id(send_data(c, message(extra=_received(100)) + ".\r\n"))
+    check(c.cmd("MAIL FROM:<s@remote.test>"), 250, "2.1.0")
+    check(c.cmd("RCPT TO:<alice@example.test>"), 250, "2.1.5")
+    data = message(extra=_received(101)).encode()
+    c.send(f"BDAT {len(data)} LAST\r\n".encode() + data)
+    check(c.reply(), 554, "5.4.6")
+    server.wait_mail("alice")
+
+
 def test_data_line_length_boundary(server):
     """A 1000-octet line (998 + CRLF) is accepted."""
     c = server.raw()
