@@ -59,7 +59,11 @@ route_for(const struct config *cf, const struct mailbox_table *mt,
 	if ((t = tag_route(cf, e, i, spec, res)) != 0)
 		return t == 1 ? 0 : -1;
 	memset(spec, 0, sizeof(*spec));
-	if (a.literal) {
+	local = !a.literal && mailbox_domain_is_local(mt, a.domain);
+	/* a "*" route (a smarthost) takes address literals too */
+	if ((r = conf_route_find(cf, a.domain, local)) != NULL)
+		*spec = *r;
+	else if (a.literal) {
 		char lit[ROUTE_HOST_LEN + 16];
 		const char *why, *ip = a.domain + 1;
 		if (strncasecmp(ip, "IPv6:", 5) == 0)
@@ -71,12 +75,7 @@ route_for(const struct config *cf, const struct mailbox_table *mt,
 			    "address literal %s (%s)", a.domain, why);
 			return -1;
 		}
-		return 0;
-	}
-	local = mailbox_domain_is_local(mt, a.domain);
-	if ((r = conf_route_find(cf, a.domain, local)) != NULL)
-		*spec = *r;
-	else if (local)
+	} else if (local)
 		*spec = cf->local_route;
 	else {
 		spec->kind = ROUTE_SMTP;

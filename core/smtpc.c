@@ -488,6 +488,8 @@ try_address(struct smtpc *c)
 		bufferevent_setwatermark(c->bev, EV_WRITE, 64 * 1024, 0);
 		if (bufferevent_socket_connect(c->bev,
 		    (struct sockaddr *)&a->sa, (int)a->salen) == 0) {
+			if (a->sa.ss_family != AF_UNIX)
+				sock_nodelay(bufferevent_getfd(c->bev));
 			bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 			smtpc_timeout(c, server.conf->delivery.connect_timeout);
 			return;

@@ -45,6 +45,7 @@ struct tx {
 	size_t dot_replies;		/* replies expected after the dot */
 	size_t lmtp_next;		/* LMTP: accepted recipient index */
 	const char *phase;		/* for error texts: "RCPT TO" */
+	int smtputf8;			/* MAIL FROM gets SMTPUTF8 */
 };
 
 struct smtpc {

@@ -39,9 +39,9 @@ txn_free(struct tx *t)
 	memset(t, 0, sizeof(*t));
 }
 
-/* needs_smtputf8 - the envelope cannot be sent without SMTPUTF8 */
+/* addrs_need_smtputf8 - the envelope cannot be sent without SMTPUTF8 */
 static int
-needs_smtputf8(const struct djob *job)
+addrs_need_smtputf8(const struct djob *job)
 {
 	const struct envelope *e = &job->msg->env;
 
@@ -51,6 +51,56 @@ needs_smtputf8(const struct djob *job)
 		if (!str_is_ascii(e->rcpts[job->rcpts[i]].addr))
 			return 1;
 	return 0;
+}
+
+/* header_8bit - the message's header section has a byte >= 0x80 */
+static int
+header_8bit(const struct qmsg *m)
+{
+	char buf[8192];
+	uint64_t off = 0;
+	int bol = 1;
+	ssize_t k;
+
+	while (off < m->msg_len) {
+		size_t want = m->msg_len - off < sizeof(buf) ?
+		    (size_t)(m->msg_len - off) : sizeof(buf);
+		if ((k = pread(m->fd, buf, want, (off_t)off)) <= 0)
+			return 0;
+		for (ssize_t i = 0; i < k; i++) {
+			unsigned char ch = (unsigned char)buf[i];
+			if (ch >= 0x80)
+				return 1;
+			if (ch == '\n') {
+				if (bol)
+					return 0;	/* the empty line */
+				bol = 1;
+			} else if (ch != '\r')
+				bol = 0;
+		}
+		off += (uint64_t)k;
+	}
+	return 0;
+}
+
+/*
+ * smtputf8_check - whether MAIL FROM says SMTPUTF8 (the addresses need it,
+ * or the client sent the message with it), or why the message cannot go
+ * to this server at all (RFC 6531 3.2: UTF-8 addresses or header fields
+ * to a server without SMTPUTF8); NULL when it can go
+ */
+static const char *
+smtputf8_check(struct smtpc *c, const struct djob *job, int *say)
+{
+	int offered = (c->caps.flags & CAP_SMTPUTF8) != 0;
+	int addrs = addrs_need_smtputf8(job);
+
+	*say = offered && (addrs || job->msg->env.smtputf8);
+	if (offered || (!addrs && !job->msg->env.smtputf8))
+		return NULL;
+	if (addrs)
+		return "addresses";
+	return header_8bit(job->msg) ? "header fields" : NULL;
 }
 
 static void
@@ -200,8 +250,9 @@ txn_begin(struct smtpc *c, struct djob *job)
 {
 	struct tx *t = &c->tx;
 	size_t n = job->nrcpts;
-	int utf8 = needs_smtputf8(job);
+	const char *utf8_needed;
 	char text[RESULT_TEXT_LEN];
+	int utf8;
 
 	memset(t, 0, sizeof(*t));
 	t->job = job;
@@ -219,12 +270,14 @@ txn_begin(struct smtpc *c, struct djob *job)
 		fail_all(c, text);
 		return;
 	}
-	if (utf8 && !(c->caps.flags & CAP_SMTPUTF8)) {
+	if ((utf8_needed = smtputf8_check(c, job, &utf8)) != NULL) {
 		snprintf(text, sizeof(text), "5.6.7 host %s does not support "
-		    "SMTPUTF8, which this message's addresses need", c->peer);
+		    "SMTPUTF8, which this message's %s need", c->peer,
+		    utf8_needed);
 		fail_all(c, text);
 		return;
 	}
+	t->smtputf8 = utf8;
 	push(t, T_MAIL, 0);
 	for (size_t i = 0; i < n; i++)
 		push(t, T_RCPT, i);
@@ -301,7 +354,7 @@ next_lockstep(struct smtpc *c)
 		finish(c);
 		return;
 	}
-	send_cmd(c, t->nsent, needs_smtputf8(t->job));
+	send_cmd(c, t->nsent, t->smtputf8);
 	smtpc_timeout(c, server.conf->delivery.command_timeout);
 }
 

@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -276,4 +279,13 @@ str_is_ascii(const char *s)
 		if ((unsigned char)*s >= 0x80)
 			return 0;
 	return 1;
+}
+
+/* sock_nodelay - send small writes at once (TCP; nothing for others) */
+void
+sock_nodelay(int fd)
+{
+	int on = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }

@@ -28,6 +28,7 @@ void	 str_lower(char *);
 int	 str_has_ctl(const char *);	/* any byte < 0x20 or 0x7f */
 int	 utf8_valid(const char *, size_t);
 int	 str_is_ascii(const char *);
+void	 sock_nodelay(int);
 size_t	 utf8_seq(const unsigned char *, size_t n);
 
 uint64_t now_usec(void);		/* wall clock, microseconds */
