@@ -176,7 +176,7 @@ route_all(struct attempt *a)
 	size_t ng = 0;
 	char domain[ROUTE_HOST_LEN];
 
-	if (a->quarantine) {		/* the deliver stage said so */
+	if (a->quarantine && !a->bounce_now) {	/* the deliver stage said so */
 		attempt_results(a);
 		return;
 	}
@@ -185,14 +185,14 @@ route_all(struct attempt *a)
 		if (a->st.rcpts[i].state != RCPT_PENDING)
 			continue;
 		a->tried[i] = 1;
-		if (a->decided) {	/* by the deliver stage */
-			log_result(a, i, "filter");
-			continue;
-		}
-		if (a->bounce_now) {
+		if (a->bounce_now) {	/* the operator's word is final */
 			rcpt_result_set(&a->res[i], DELIVER_PERM, "5.0.0 "
 			    "returned to the sender by the mail administrator");
 			log_result(a, i, "none");
+			continue;
+		}
+		if (a->decided) {	/* by the deliver stage */
+			log_result(a, i, "filter");
 			continue;
 		}
 		domain[0] = '\0';

@@ -110,8 +110,11 @@ deliver_done(void *arg, const struct verdict *v)
 	}
 	a->decided = 1;
 	for (size_t i = 0; i < a->n; i++)
-		if (a->st.rcpts[i].state == RCPT_PENDING)
+		if (a->st.rcpts[i].state == RCPT_PENDING) {
 			rcpt_result_set(&a->res[i], r, "%s", text);
+			/* dropped on purpose: not even a success DSN */
+			a->no_dsn[i] = v->kind == SLUICE_DISCARD;
+		}
 	a->next(a);
 }
 

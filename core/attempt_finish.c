@@ -67,15 +67,18 @@ static void
 expire(struct attempt *a, size_t i, uint64_t age)
 {
 	struct rcpt_result *r = &a->res[i];
-	char text[RESULT_TEXT_LEN];
+	char text[RESULT_TEXT_LEN], to[ADDR_PATH_MAX + 3];
 	size_t n = strcspn(r->text, " ");
 
+	snprintf(to, sizeof(to), "<%s>", a->m.env.rcpts[i].addr);
 	snprintf(text, sizeof(text), "4.4.7 gave up after %llus in the "
 	    "queue; last error: %s", (unsigned long long)age,
 	    r->text[n] ? r->text + n + 1 : r->text);
 	rcpt_result_set(r, DELIVER_PERM, "%s", text);
-	log_info("qid=%s event=expired to=%s age=%llus", a->id,
-	    log_q(a->m.env.rcpts[i].addr), (unsigned long long)age);
+	/* the shape of a delivery line too, for who counts bounces */
+	log_info("qid=%s event=expired to=%s age=%llus dsn=4.4.7 "
+	    "status=bounced text=%s", a->id, log_q(to),
+	    (unsigned long long)age, log_q(text + 6));
 }
 
 /* record - recipient i's result into the status, and the DSN it owes */
@@ -90,7 +93,7 @@ record(struct attempt *a, size_t i)
 	    r->result == DELIVER_PERM ? RCPT_FAILED : RCPT_PENDING, r->text);
 	qstatus_set_remote(&a->st, i, r->remote, r->diag);
 	if (r->result == DELIVER_OK && has_sender &&
-	    (notify & NOTIFY_SUCCESS) && !r->dsn_passed)
+	    (notify & NOTIFY_SUCCESS) && !r->dsn_passed && !a->no_dsn[i])
 		want_dsn(a, DSN_KIND_SUCCESS, i, a->kind[i] == ROUTE_SMTP ?
 		    DSN_RELAYED : DSN_DELIVERED, 0);
 	if (r->result != DELIVER_PERM)

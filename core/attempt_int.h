@@ -40,7 +40,7 @@ struct attempt {
 	int decided;			/* deliver stage decided everything */
 	int quarantine;			/* deliver stage said quarantine */
 	unsigned retry_in;		/* deferred stage: seconds, 0 = none */
-	unsigned char *no_dsn;		/* [n]: bounced stage said discard */
+	unsigned char *no_dsn;		/* [n]: a filter discarded: no DSN */
 	/* the decision, carried out on the delivery iopool */
 	struct bounce_rcpt *dsn[3];	/* failed, delayed, delivered */
 	size_t ndsn[3];

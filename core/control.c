@@ -31,6 +31,8 @@
 #define CONTROL_CLIENTS		16
 #define CONTROL_LINE_MAX	512
 #define CONTROL_TIMEOUT		10
+#define CONTROL_ACCEPTS		32	/* accepted per wakeup */
+#define CONTROL_BACKLOG		64
 
 struct client {
 	struct client *prev, *next;	/* every client */
@@ -74,6 +76,9 @@ client_free(struct client *c)
 	ctl.clients--;
 }
 
+static void	on_event(struct bufferevent *, short, void *);
+static void	client_new(int);
+
 static void
 on_flushed(struct bufferevent *bev, void *arg)
 {
@@ -87,7 +92,8 @@ on_flushed(struct bufferevent *bev, void *arg)
 static void
 answer(struct client *c)
 {
-	bufferevent_setcb(c->bev, NULL, on_flushed, NULL, c);
+	/* a client gone before it read the answer: freed by on_event */
+	bufferevent_setcb(c->bev, NULL, on_flushed, on_event, c);
 	bufferevent_disable(c->bev, EV_READ);
 	bufferevent_enable(c->bev, EV_WRITE);
 	on_flushed(c->bev, c);
@@ -223,20 +229,29 @@ on_event(struct bufferevent *bev, short what, void *arg)
 static void
 on_accept(evutil_socket_t fd, short what, void *arg)
 {
-	struct timeval tv = { CONTROL_TIMEOUT, 0 };
-	struct client *c;
 	int s;
 
 	(void)what;
 	(void)arg;
-	if ((s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1)
-		return;
-	if (ctl.clients >= CONTROL_CLIENTS) {
-		(void)!write(s, "error busy\n", 11);
-		close(s);
-		return;
+	for (int i = 0; i < CONTROL_ACCEPTS; i++) {
+		s = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (s == -1)
+			return;
+		if (ctl.clients >= CONTROL_CLIENTS) {
+			(void)!write(s, "error busy\n", 11);
+			close(s);
+			continue;
+		}
+		client_new(s);
 	}
-	c = xcalloc(1, sizeof(*c));
+}
+
+static void
+client_new(int s)
+{
+	struct timeval tv = { CONTROL_TIMEOUT, 0 };
+	struct client *c = xcalloc(1, sizeof(*c));
+
 	c->bev = bufferevent_socket_new(ctl.base, s, BEV_OPT_CLOSE_ON_FREE);
 	ctl.clients++;
 	c->next = ctl.all;
@@ -267,7 +282,7 @@ control_open(struct event_base *base, const char *path, char *err,
 	(void)unlink(path);		/* the spool lock says it is ours */
 	old = umask(0177);
 	if (ctl.fd == -1 || bind(ctl.fd, (struct sockaddr *)&sun,
-	    sizeof(sun)) == -1 || listen(ctl.fd, 16) == -1) {
+	    sizeof(sun)) == -1 || listen(ctl.fd, CONTROL_BACKLOG) == -1) {
 		umask(old);
 		snprintf(err, errlen, "control socket %s: %s", path,
 		    strerror(errno));

@@ -291,7 +291,7 @@ kick(struct dest *d)
 
 	while (d->njobs > 0 && !D.shutting) {
 		TAILQ_FOREACH(dc, &d->conns, link)
-			if (dc->idle)
+			if (dc->idle && smtpc_usable(dc->c))	/* not quitting */
 				break;
 		if (dc != NULL) {
 			dc->idle = 0;

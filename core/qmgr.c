@@ -419,8 +419,12 @@ qmgr_bounce(const char *id)
 {
 	struct qentry *e = entry_find(id);
 
-	if (e == NULL)
-		return -1;
+	if (e == NULL) {		/* maybe held: back to the queue first */
+		if (!qid_valid(id) || queue_unhold(id) == -1)
+			return -1;
+		log_info("qid=%s event=released by=bounce", id);
+		e = entry_new(id);
+	}
 	if (e->running)
 		e->after = AFTER_BOUNCE;
 	else {

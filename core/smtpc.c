@@ -375,10 +375,16 @@ on_read(struct bufferevent *bev, void *arg)
 
 	c->in_read = 1;
 	while (!c->dead && c->bev == bev && c->state != C_HANDSHAKE) {
-		line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF);
+		/* replies end in CRLF; a bare LF is a broken server */
+		line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT);
 		if (line == NULL) {
 			if (evbuffer_get_length(in) > REPLY_LINE_MAX)
 				smtpc_fail(c, "reply line too long");
+			break;
+		}
+		if (memchr(line, '\n', n) != NULL) {
+			free(line);
+			smtpc_fail(c, "broken reply (bare LF)");
 			break;
 		}
 		enum reply_feed f = smtp_reply_feed(&c->reply, line, n, &why);
@@ -547,6 +553,12 @@ smtpc_close(struct smtpc *c)
 	smtpc_send(c, "QUIT\r\n");
 	c->state = C_QUIT;
 	smtpc_timeout(c, QUIT_TIMEOUT);
+}
+
+int
+smtpc_usable(const struct smtpc *c)
+{
+	return c->state == C_READY && c->bev != NULL;
 }
 
 void

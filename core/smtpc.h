@@ -38,5 +38,7 @@ void	smtpc_close(struct smtpc *);
 /* smtpc_abort - close now; a running job fails temporarily */
 void	smtpc_abort(struct smtpc *);
 unsigned smtpc_transactions(const struct smtpc *);	/* done so far */
+/* smtpc_usable - ready for a transaction (idle, not saying QUIT) */
+int	smtpc_usable(const struct smtpc *);
 
 #endif

@@ -24,10 +24,14 @@ void
 rcpt_result_remote(struct rcpt_result *r, const char *remote,
     const char *diag)
 {
+	/* copies first: remote or diag may be r's own strings */
+	char *rm = remote && *remote ? xstrdup(remote) : NULL;
+	char *dg = diag && *diag ? xstrdup(diag) : NULL;
+
 	free(r->remote);
 	free(r->diag);
-	r->remote = remote && *remote ? xstrdup(remote) : NULL;
-	r->diag = diag && *diag ? xstrdup(diag) : NULL;
+	r->remote = rm;
+	r->diag = dg;
 }
 
 void

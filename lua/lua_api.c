@@ -267,12 +267,12 @@ push_value(lua_State *L, const struct sluice_value *v, int depth)
 	}
 	if (v->type == SLUICE_STRING) {
 		const char *p = v->string + (v->string[0] == '-');
-		char *end;
-		double d = strtod(v->string, &end);
-		if (*p >= '0' && *p <= '9' && *end == '\0' &&
-		    strpbrk(v->string, "xX") == NULL)
-			lua_pushnumber(L, d);	/* numbers become numbers */
-		else if (strcmp(v->string, "true") == 0 ||
+		/* numbers become numbers: integers (25) stay integers */
+		if (*p >= '0' && *p <= '9' &&
+		    strpbrk(v->string, "xX") == NULL &&
+		    lua_stringtonumber(L, v->string) != 0)
+			return;
+		if (strcmp(v->string, "true") == 0 ||
 		    strcmp(v->string, "false") == 0)
 			lua_pushboolean(L, v->string[0] == 't');
 		else

@@ -134,10 +134,23 @@ json_string(const char *s)
 		unsigned char c = (unsigned char)*s;
 		if (c == '"' || c == '\\')
 			printf("\\%c", c);
-		else if (c < 0x20)
+		else if (c < 0x20 || c == 0x7f)
 			printf("\\u%04x", c);
-		else
+		else if (c < 0x80)
 			putchar(c);
+		else {
+			/* JSON is UTF-8: a byte outside a well-formed
+			   sequence (8-bit headers) becomes U+FFFD */
+			size_t avail = strnlen(s, 4), n = 2;
+			while (n <= avail && !utf8_valid(s, n))
+				n++;
+			if (n > avail)
+				printf("\\ufffd");
+			else {
+				fwrite(s, 1, n, stdout);
+				s += n - 1;
+			}
+		}
 	}
 	putchar('"');
 }
