@@ -18,12 +18,16 @@ WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 PKGS	 = libevent libevent_pthreads libevent_openssl openssl yaml-0.1 \
 	   lua5.4 libcares gmime-3.0 libarchive
 PY	 = /usr/bin/python3
+# System tests run in this many pytest-xdist workers: most of their time is
+# spent waiting for retry timers, not on the CPU. TEST_JOBS=1 runs serially.
+TEST_JOBS ?= 4
 
 # Debian packages: to build, to test, and what the benchmark needs.
 DEPS_BUILD = build-essential pkg-config libevent-dev libyaml-dev \
 	     liblua5.4-dev libc-ares-dev libgmime-3.0-dev libmagic-dev \
 	     libarchive-dev libssl-dev
-DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-aiosmtpd swaks \
+DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-pytest-xdist \
+	     python3-aiosmtpd swaks \
 	     dnsmasq-base openssl postfix dovecot-core dovecot-lmtpd dovecot-imapd
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -132,7 +136,7 @@ system: $(BUILD)/sluiced $(PLUGINS) $(TPLUGINS)
 	SLUICED=$(abspath $(BUILD)/sluiced) \
 	SLUICE_PLUGINS=$(abspath $(BUILD)/plugins) \
 	SLUICE_TEST_PLUGINS=$(abspath $(BUILD)/tests/plugins) \
-	    $(PY) -m pytest -q tests/system
+	    $(PY) -m pytest -q -n $(TEST_JOBS) tests/system
 
 test: deps-test
 	$(MAKE) all unit

@@ -56,11 +56,13 @@ import os
 import pwd
 import grp
 import re
+import shutil
 import signal
 import socket
 import stat
 import subprocess
 import threading
+import tempfile
 import time
 
 DOVECOT = "/usr/sbin/dovecot"
@@ -225,10 +227,13 @@ class Dovecot:
         self.passwd = os.path.join(self.dir, "passwd")
         self.log_path = os.path.join(self.dir, "dovecot.log")
         self.lmtp_socket = os.path.join(self.dir, "lmtp")
+        self._short = None
         if len(self.base_dir + LONGEST_SOCKET) > SUN_PATH_MAX:
-            raise ValueError(f"tmp dir path too long for Dovecot's unix "
-                             f"sockets ({self.base_dir!r}); use a shorter "
-                             "tmp dir")
+            # deep tmp dirs (pytest-xdist adds popen-gwN/): the sockets go
+            # to a short private directory, removed again by stop()
+            self._short = tempfile.mkdtemp(prefix="sluice-dc-", dir="/tmp")
+            os.chmod(self._short, 0o755)
+            self.base_dir = os.path.join(self._short, "run")
         pw = pwd.getpwnam(MAIL_USER)
         self.uid, self.gid = pw.pw_uid, grp.getgrnam(MAIL_GROUP).gr_gid
         self.debug = debug
@@ -443,8 +448,16 @@ service imap-login {{
                 if proc.poll() is None:
                     proc.wait(STOP_TIMEOUT)
         finally:
+            if getattr(self, "_short", None):
+                shutil.rmtree(self._short, ignore_errors=True)
+                self._short = None
             granted, self._granted = getattr(self, "_granted", []), []
-            release_search(granted)
+            # Only directories inside pytest's scratch area (e.g.
+            # /tmp/pytest-of-root) keep their search bits: another pytest
+            # process may run a Dovecot below them right now, and the
+            # counts above are per process. Anything else is restored.
+            release_search([d for d in granted
+                            if not os.path.basename(d).startswith("pytest-")])
 
     @staticmethod
     def _group_alive(pgid):
