@@ -312,3 +312,25 @@ def parse_kv(rest):
                 return None
             pos += 1
     return pairs
+
+
+def log_events(srv, qid=None, event=None):
+    """sluiced's log lines as dicts of their key=value fields (quotes
+    removed; '_ts' the timestamp), only those of one queue id and/or one
+    event kind."""
+    out = []
+    for line in srv.log_lines():
+        m = LOG_LINE_RE.match(line)
+        if not m:
+            continue
+        kv = parse_kv(m.group(4))
+        if kv is None:
+            continue
+        d = {k: (v[1:-1] if v.startswith('"') else v) for k, v in kv}
+        if qid is not None and d.get("qid") != qid:
+            continue
+        if event is not None and d.get("event") != event:
+            continue
+        d["_ts"] = m.group(1)
+        out.append(d)
+    return out

@@ -13,8 +13,8 @@ import warnings
 import pytest
 
 from downstream import Downstream, RawServer, make_cert
-from helpers import (LOG_LINE_RE, check, ehlo, message, parse_kv, queued_id,
-                     send_data, wait_for)
+from helpers import log_events as events
+from helpers import (check, ehlo, message, queued_id, send_data, wait_for)
 
 STAR = '"*"'            # a YAML key: a bare * would be an alias
 TRUSTED = ["127.0.0.0/8"]
@@ -54,22 +54,6 @@ def submit(srv, sender, rcpts, data=None, mail_params="", rcpt_params=None,
     return qid
 
 
-def events(srv, qid=None, event=None):
-    out = []
-    for line in srv.log_lines():
-        m = LOG_LINE_RE.match(line)
-        if not m:
-            continue
-        kv = parse_kv(m.group(4))
-        if kv is None:
-            continue
-        d = {k: (v[1:-1] if v.startswith('"') else v) for k, v in kv}
-        if qid is not None and d.get("qid") != qid:
-            continue
-        if event is not None and d.get("event") != event:
-            continue
-        out.append(d)
-    return out
 
 
 def wait_event(srv, qid, event, n=1, timeout=WAIT):

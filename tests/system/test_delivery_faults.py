@@ -16,8 +16,8 @@ import pytest
 
 from downstream import (DEFAULT_EXTENSIONS, MALFORMED, Downstream,
                         RawServer, free_port)
-from helpers import (LOG_LINE_RE, check, ehlo, parse_kv, queued_id,
-                     send_data, wait_for)
+from helpers import log_events as events
+from helpers import (check, ehlo, queued_id, send_data, wait_for)
 
 SENDER = "alice@example.test"
 
@@ -63,25 +63,6 @@ def submit(srv, rcpts, sender=SENDER, token="t", rcpt_params="",
     return qid
 
 
-def events(srv, qid=None, event=None):
-    """Log events as dicts (with '_ts' the raw timestamp), optionally only
-    those of one queue id and/or one event kind."""
-    out = []
-    for line in srv.log_lines():
-        m = LOG_LINE_RE.match(line)
-        if not m:
-            continue
-        kv = parse_kv(m.group(4))
-        if kv is None:
-            continue
-        d = {k: (v[1:-1] if v.startswith('"') else v) for k, v in kv}
-        if qid is not None and d.get("qid") != qid:
-            continue
-        if event is not None and d.get("event") != event:
-            continue
-        d["_ts"] = m.group(1)
-        out.append(d)
-    return out
 
 
 def deliveries(srv, qid, status=None, to=None):

@@ -5,12 +5,12 @@ Dovecot (LMTP over a unix socket and TCP, read back over IMAP).
 Bounces go to a local sender (alice@example.test) so that they can be read
 from her Maildir; the client is trusted (127.0.0.0/8) where it relays."""
 import email
-import re
 
 import pytest
 
 from downstream import Downstream, free_port
 from dovecot import Dovecot
+from helpers import log_events as events
 from helpers import (check, ehlo, queued_id, send_data, split_headers,
                      wait_for)
 
@@ -39,20 +39,6 @@ def send(server, sender, rcpts, text=None, subject="lmtp test"):
     return qid
 
 
-def events(server, qid=None, event=None):
-    """Log lines (as dicts of key=value) for qid and/or event."""
-    out = []
-    for line in server.log_lines():
-        if qid is not None and f"qid={qid} " not in line:
-            continue
-        if event is not None and f" event={event} " not in line + " ":
-            continue
-        d = {}
-        for m in re.finditer(r'([A-Za-z_]+)=("(?:[^"\\]|\\.)*"|\S*)', line):
-            v = m.group(2)
-            d[m.group(1)] = v[1:-1] if v.startswith('"') else v
-        out.append(d)
-    return out
 
 
 def deliveries(server, qid, status=None):

@@ -10,7 +10,6 @@ host reached tells which MX was chosen. The client is trusted (127.0.0.0/8)
 and there are no routes unless a test says so. Bounces go to the local
 sender alice@example.test."""
 import email
-import re
 import socket
 import threading
 import time
@@ -20,6 +19,7 @@ import pytest
 from dns_server import DnsServer, free_port as free_udp_tcp_port
 from downstream import Downstream
 from helpers import check, ehlo, queued_id, send_data, wait_for
+from helpers import log_events as events
 
 TRUSTED = ["127.0.0.0/8"]
 WAIT = 10           # generous bound on waits (loaded machine)
@@ -85,19 +85,6 @@ def send(server, rcpts, sender="alice@example.test", subject="mx test"):
     return qid
 
 
-def events(server, qid=None, event=None):
-    out = []
-    for line in server.log_lines():
-        if qid is not None and f"qid={qid} " not in line:
-            continue
-        if event is not None and f" event={event} " not in line + " ":
-            continue
-        d = {}
-        for m in re.finditer(r'([A-Za-z_]+)=("(?:[^"\\]|\\.)*"|\S*)', line):
-            v = m.group(2)
-            d[m.group(1)] = v[1:-1] if v.startswith('"') else v
-        out.append(d)
-    return out
 
 
 def deliveries(server, qid, status=None):

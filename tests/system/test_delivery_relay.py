@@ -12,8 +12,8 @@ import pytest
 
 from dns_server import DnsServer
 from downstream import Downstream
-from helpers import (LOG_LINE_RE, check, ehlo, message, parse_kv, queued_id,
-                     send_data, wait_for)
+from helpers import log_events as events
+from helpers import (check, ehlo, message, queued_id, send_data, wait_for)
 
 STAR = '"*"'            # a YAML key: a bare * would be an alias
 TRUSTED = ["127.0.0.0/8"]
@@ -40,23 +40,6 @@ def submit(srv, sender, rcpts, data=None, mail_params="", rcpt_params=None):
     return qid
 
 
-def events(srv, qid=None, event=None):
-    """[{key: value}] of the log lines for this qid and event."""
-    out = []
-    for line in srv.log_lines():
-        m = LOG_LINE_RE.match(line)
-        if not m:
-            continue
-        kv = parse_kv(m.group(4))
-        if kv is None:
-            continue
-        d = {k: (v[1:-1] if v.startswith('"') else v) for k, v in kv}
-        if qid is not None and d.get("qid") != qid:
-            continue
-        if event is not None and d.get("event") != event:
-            continue
-        out.append(d)
-    return out
 
 
 def wait_event(srv, qid, event, n=1, timeout=WAIT):

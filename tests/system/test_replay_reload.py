@@ -3,7 +3,6 @@ the configuration and the Lua scripts without dropping sessions."""
 import os
 import signal
 import subprocess
-import time
 
 from conftest import SLUICED, render, default_config, free_port
 from helpers import check, ehlo, message, queued_id, send_data, wait_for

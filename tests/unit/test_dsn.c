@@ -194,10 +194,13 @@ has_text(const char *s, const char *text)
 static size_t
 count(const char *s, const char *needle)
 {
-	size_t n = 0;
+	size_t n = 0, k = strlen(needle), len = strlen(s);
 
-	for (s = strstr(s, needle); s != NULL; s = strstr(s + 1, needle))
-		n++;
+	/* no strstr loop: ASan's strstr measures the whole rest of the
+	   string on every call, quadratic on the 100,000-recipient report */
+	for (size_t i = 0; i + k <= len; i++)
+		if (s[i] == needle[0] && memcmp(s + i, needle, k) == 0)
+			n++;
 	return n;
 }
 
