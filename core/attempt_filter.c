@@ -163,7 +163,9 @@ result_done(void *arg, const struct verdict *v)
 			rcpt_result_set(r, DELIVER_PERM, "%s", text);
 			rcpt_result_remote(r, r->remote, NULL);
 			a->subj.dl_result = "bounced";
-			a->subj.dl_reason = r->text;
+			a->subj.dl_reason = r->text;	/* the new strings */
+			a->subj.dl_remote = r->remote;
+			a->subj.dl_reply = r->diag;
 			stage_run(a->pipe, SLUICE_ON_BOUNCED, &a->subj,
 			    result_done, a, NULL);
 			return;

@@ -22,6 +22,7 @@
 #include "bounce.h"
 #include "iopool.h"
 #include "log.h"
+#include "mime.h"
 #include "server.h"
 #include "smtp_addr.h"
 #include "smtp_params.h"
@@ -43,6 +44,7 @@ attempt_free(struct attempt *a)
 	tags_clear(&a->stags);
 	if (a->have_msg)
 		message_clear(&a->msg);
+	mime_tree_free(a->subj.mime);	/* parsed for the delivery filters */
 	for (int k = 0; k < 3; k++)
 		free(a->dsn[k]);
 	qstatus_clear(&a->st);
