@@ -46,6 +46,8 @@ struct tx {
 	size_t lmtp_next;		/* LMTP: accepted recipient index */
 	const char *phase;		/* for error texts: "RCPT TO" */
 	int smtputf8;			/* MAIL FROM gets SMTPUTF8 */
+	char *conv;			/* the message downgraded to 7 bit */
+	size_t conv_len;
 };
 
 struct smtpc {

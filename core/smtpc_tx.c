@@ -24,6 +24,7 @@
 #include "server.h"
 #include "smtp_data.h"
 #include "smtpc_int.h"
+#include "mime_7bit.h"
 #include "util.h"
 
 #define BODY_CHUNK	(64 * 1024)
@@ -36,6 +37,7 @@ txn_free(struct tx *t)
 	free(t->accepted);
 	free(t->cmds);
 	free(t->cmd_rcpt);
+	free(t->conv);
 	memset(t, 0, sizeof(*t));
 }
 
@@ -103,6 +105,33 @@ smtputf8_check(struct smtpc *c, const struct djob *job, int *say)
 	return header_8bit(job->msg) ? "header fields" : NULL;
 }
 
+/* body_len - the octets DATA sends (before dot-stuffing) */
+static uint64_t
+body_len(const struct tx *t)
+{
+	return t->conv != NULL ? t->conv_len : t->job->msg->msg_len;
+}
+
+/*
+ * downgrade - an 8BITMIME message for a server without 8BITMIME goes as
+ * 7 bit (RFC 6152 3): 8-bit bodies re-encoded quoted-printable; -1 when
+ * the queue file cannot be read
+ */
+static int
+downgrade(struct smtpc *c, const struct qmsg *m)
+{
+	size_t len = (size_t)m->msg_len;
+	char *raw = xmalloc(len + 1);
+
+	if (pread(m->fd, raw, len, 0) != (ssize_t)len) {
+		free(raw);
+		return -1;
+	}
+	c->tx.conv = mime_to_7bit(raw, len, &c->tx.conv_len);
+	free(raw);
+	return 0;
+}
+
 static void
 push(struct tx *t, enum tx_cmd cmd, size_t rcpt)
 {
@@ -132,7 +161,7 @@ send_mail(struct smtpc *c, int utf8)
 	smtpc_send(c, "MAIL FROM:<%s>", e->sender);
 	if (f & CAP_SIZE)
 		smtpc_send(c, " SIZE=%llu",
-		    (unsigned long long)c->tx.job->msg->msg_len);
+		    (unsigned long long)body_len(&c->tx));
 	if ((f & CAP_8BITMIME) && e->body == BODY_8BITMIME)
 		smtpc_send(c, " BODY=8BITMIME");
 	if (utf8 && (f & CAP_SMTPUTF8))
@@ -278,6 +307,11 @@ txn_begin(struct smtpc *c, struct djob *job)
 		return;
 	}
 	t->smtputf8 = utf8;
+	if (job->msg->env.body == BODY_8BITMIME &&
+	    !(c->caps.flags & CAP_8BITMIME) && downgrade(c, job->msg) == -1) {
+		smtpc_fail(c, "queue file read error (%s)", strerror(errno));
+		return;
+	}
 	push(t, T_MAIL, 0);
 	for (size_t i = 0; i < n; i++)
 		push(t, T_RCPT, i);
@@ -304,18 +338,24 @@ txn_fill_body(struct smtpc *c)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	char buf[BODY_CHUNK];
 
+	uint64_t total = body_len(t);
+
 	while (t->body && evbuffer_get_length(out) < BODY_QUEUED) {
-		size_t want = m->msg_len - t->off > sizeof(buf) ? sizeof(buf) :
-		    (size_t)(m->msg_len - t->off);
-		ssize_t k = want ? pread(m->fd, buf, want, (off_t)t->off) : 0;
-		if (want > 0 && k <= 0) {
+		size_t want = total - t->off > sizeof(buf) ? sizeof(buf) :
+		    (size_t)(total - t->off);
+		const char *src = buf;
+		ssize_t k = (ssize_t)want;
+		if (t->conv != NULL)
+			src = t->conv + t->off;
+		else if (want > 0 &&
+		    (k = pread(m->fd, buf, want, (off_t)t->off)) <= 0) {
 			smtpc_fail(c, "queue file read error (%s)",
 			    k == 0 ? "short file" : strerror(errno));
 			return;
 		}
-		dotstuff(buf, (size_t)k, &t->bol, emit_out, out);
+		dotstuff(src, (size_t)k, &t->bol, emit_out, out);
 		t->off += (uint64_t)k;
-		if (t->off == m->msg_len) {
+		if (t->off == total) {
 			dotstuff_end(t->bol, emit_out, out);
 			t->body = 0;
 			t->phase = "end of DATA";

@@ -65,6 +65,8 @@ import threading
 import tempfile
 import time
 
+from smtp_sink import tcp_listening, unix_listening
+
 DOVECOT = "/usr/sbin/dovecot"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
@@ -80,23 +82,6 @@ def free_port(host="127.0.0.1"):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
-
-
-def tcp_listening(port, host="127.0.0.1"):
-    """True if a socket LISTENs on host:port (from /proc/net/tcp: no probe
-    connection)."""
-    addr = socket.htonl(int.from_bytes(socket.inet_aton(host), "big"))
-    want = {f"{addr:08X}:{port:04X}", f"00000000:{port:04X}"}
-    try:
-        with open("/proc/net/tcp") as f:
-            next(f)
-            for line in f:
-                parts = line.split()
-                if parts[3] == "0A" and parts[1] in want:
-                    return True
-    except OSError:
-        pass
-    return False
 
 
 def lmtp_send(where, sender, rcpts, data, helo="client.test", timeout=5.0):
@@ -345,7 +330,7 @@ service imap-login {{
                 self.proc = None
                 return False        # most likely a port was taken
             if tcp_listening(lmtp_port) and tcp_listening(imap_port) and \
-                    os.path.exists(self.lmtp_socket):
+                    unix_listening(self.lmtp_socket):
                 self.lmtp_port, self.imap_port = lmtp_port, imap_port
                 return True
             time.sleep(0.02)

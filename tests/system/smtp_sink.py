@@ -93,6 +93,22 @@ def tcp_listening(port, host="127.0.0.1"):
     return False
 
 
+def unix_listening(path):
+    """True if a socket LISTENs at path (/proc/net/unix: the flag
+    __SO_ACCEPTCON, 00010000; the file appears at bind(), before listen())."""
+    try:
+        with open("/proc/net/unix") as f:
+            next(f)
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 8 and parts[7] == path and \
+                        parts[3] == "00010000":
+                    return True
+    except OSError:
+        pass
+    return False
+
+
 def _cmds(v):
     if isinstance(v, str):
         v = [v]
@@ -261,7 +277,7 @@ class SmtpSink:
             if self.proc.poll() is not None:
                 self.proc = None
                 return False
-            if (self.unix_path and os.path.exists(self.unix_path)) or \
+            if (self.unix_path and unix_listening(self.unix_path)) or \
                     (port and tcp_listening(port, self.host)):
                 self.port = port
                 return True
