@@ -7,8 +7,12 @@ once the sink behaves, or exactly one bounce.
 The sender is the local alice@example.test, so DSNs land in her Maildir;
 helpers come from test_delivery_faults.py.
 """
+import email
+import email.policy
+
 import pytest
 
+from helpers import check, ehlo, queued_id, send_data
 from smtp_sink import SmtpSink
 from test_delivery_faults import (dsn_parts, relay_config, submit,
                                   wait_delivery, deliveries)
@@ -96,3 +100,54 @@ def test_hangup_defers(make_server, tmp_path, kind, stage):
         srv.wait_queue_empty(timeout=WAIT)
         assert len(msgs) == 1 and msgs[0].rcpt_tos == ["x@remote.test"]
     assert not deliveries(srv, qid, "bounced")
+
+
+def _submit_ret(srv, ret, body):
+    c = srv.raw()
+    try:
+        ehlo(c)
+        check(c.cmd(f"MAIL FROM:<alice@example.test>{ret}"), 250)
+        check(c.cmd("RCPT TO:<x@remote.test>"), 250)
+        qid = queued_id(send_data(
+            c, f"Subject: returned\r\nFrom: <alice@example.test>\r\n\r\n"
+               f"{body}.\r\n"))
+        c.cmd("QUIT")
+    finally:
+        c.close()
+    return qid
+
+
+@pytest.mark.parametrize("ret, limit, full", [
+    ("", None, False),                  # default: the headers only
+    (" RET=HDRS", None, False),
+    (" RET=FULL", None, True),
+    (" RET=FULL", "100", False),        # over bounce.return_limit
+])
+def test_bounce_returns_what_ret_asks(make_server, tmp_path, ret, limit,
+                                      full):
+    """The bounce's third part: the whole message (message/rfc822) for
+    RET=FULL within bounce.return_limit, else its header section
+    (text/rfc822-headers)."""
+    body = "".join(f"body line {i} of the returned message\r\n"
+                   for i in range(20))
+    with SmtpSink(str(tmp_path), hard_reject=["RCPT"]) as sink:
+        cfg = relay_config(sink.port)
+        if limit:
+            cfg["bounce"] = {"return_limit": limit}
+        srv = make_server(cfg)
+        _submit_ret(srv, ret, body)
+        [raw] = srv.wait_mail("alice", 1, timeout=WAIT)
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    parts = msg.get_payload()
+    assert len(parts) == 3, [p.get_content_type() for p in parts]
+    third = parts[2]
+    if full:
+        assert third.get_content_type() == "message/rfc822"
+        inner = third.get_payload()[0]
+        assert inner["Subject"] == "returned"
+        assert "body line 19 of the returned message" in \
+            inner.get_payload()
+    else:
+        assert third.get_content_type() == "text/rfc822-headers"
+        text = third.get_payload()
+        assert "Subject: returned" in text and "body line" not in text
