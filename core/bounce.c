@@ -104,7 +104,7 @@ commit(const char *id, const char *text, size_t len,
 	env.client_addr = xstrdup("127.0.0.1");
 	env.listener = xstrdup("dsn");
 	env.protocol = xstrdup("local");
-	env.body = dsn_is_8bit(text, len) ? BODY_8BITMIME : BODY_7BIT;
+	env.body = mem_has_8bit(text, len) ? BODY_8BITMIME : BODY_7BIT;
 	env.smtputf8 = !str_is_ascii(orig->sender);
 	env.size = len;
 	envelope_add_rcpt(&env, orig->sender, NULL, NOTIFY_NEVER);

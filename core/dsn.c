@@ -66,6 +66,19 @@ is_field_line(const char *p, size_t n, int first)
 	return i < n && p[i] == ':';
 }
 
+/* line_at - the line starting at i: where the next one starts, and in
+   *end where its text ends (before LF or CRLF) */
+static size_t
+line_at(const char *m, size_t n, size_t i, size_t *end)
+{
+	const char *nl = memchr(m + i, '\n', n - i);
+
+	*end = nl ? (size_t)(nl - m) : n;
+	if (*end > i && m[*end - 1] == '\r')
+		(*end)--;
+	return nl ? (size_t)(nl - m) + 1 : n;
+}
+
 /*
  * header_section_len - bytes of the original's header section: up to and
  * including the first empty line; without one, up to the first line that
@@ -78,12 +91,8 @@ header_section_len(const char *m, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
-		const char *nl = memchr(m + i, '\n', n - i);
-		size_t next = nl ? (size_t)(nl - m) + 1 : n;
-		size_t end = nl ? (size_t)(nl - m) : n;
+		size_t end, next = line_at(m, n, i, &end);
 
-		if (end > i && m[end - 1] == '\r')
-			end--;
 		if (end == i)
 			return next;
 		if (!is_field_line(m + i, end - i, i == 0))
@@ -157,12 +166,8 @@ put_original(struct sbuf *b, const char *m, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
-		const char *nl = memchr(m + i, '\n', n - i);
-		size_t next = nl ? (size_t)(nl - m) + 1 : n;
-		size_t end = nl ? (size_t)(nl - m) : n;
+		size_t end, next = line_at(m, n, i, &end);
 
-		if (end > i && m[end - 1] == '\r')
-			end--;
 		put_orig_line(b, m + i, end - i, in_header);
 		if (end == i)
 			in_header = 0;
@@ -426,7 +431,7 @@ put_parts(struct sbuf *b, const struct dsn_params *pa, const char *boundary,
     const struct sbuf *text, const struct sbuf *status,
     const struct returned *ret)
 {
-	int text8 = dsn_is_8bit(text->p, text->len);
+	int text8 = mem_has_8bit(text->p, text->len);
 
 	put_part_header(b, boundary, "Notification", text8 ?
 	    "text/plain; charset=utf-8" : "text/plain; charset=us-ascii",
@@ -435,13 +440,13 @@ put_parts(struct sbuf *b, const struct dsn_params *pa, const char *boundary,
 	sb_str(b, "\r\n");
 	put_part_header(b, boundary, "Delivery report", pa->smtputf8 ?
 	    "message/global-delivery-status" : "message/delivery-status",
-	    dsn_is_8bit(status->p, status->len));
+	    mem_has_8bit(status->p, status->len));
 	sb_add(b, status->p, status->len);
 	sb_str(b, "\r\n");
 	if (ret->type != NULL) {
 		put_part_header(b, boundary, ret->full ? "Original message" :
 		    "Original message headers", ret->type,
-		    dsn_is_8bit(pa->msg, ret->len));
+		    mem_has_8bit(pa->msg, ret->len));
 		put_original(b, pa->msg, ret->len);
 		sb_str(b, "\r\n");
 	}
@@ -468,8 +473,8 @@ dsn_build(const struct dsn_params *pa, const struct dsn_rcpt *r,
 	build_status(&status, pa, r, nrcpts);
 	boundary = pick_boundary(pa->boundary, &text, &status, pa->msg,
 	    ret.len);
-	eightbit = dsn_is_8bit(text.p, text.len) ||
-	    dsn_is_8bit(status.p, status.len) || dsn_is_8bit(pa->msg, ret.len);
+	eightbit = mem_has_8bit(text.p, text.len) ||
+	    mem_has_8bit(status.p, status.len) || mem_has_8bit(pa->msg, ret.len);
 	put_message_header(&out, pa, &t, boundary, eightbit);
 	put_parts(&out, pa, boundary, &text, &status, &ret);
 	free(boundary);

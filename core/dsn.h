@@ -66,7 +66,4 @@ struct dsn_params {
 char	*dsn_build(const struct dsn_params *, const struct dsn_rcpt *,
 	    size_t nrcpts, size_t *len);
 
-/* dsn_is_8bit - the DSN needs BODY=8BITMIME (8-bit bytes in it) */
-int	dsn_is_8bit(const char *, size_t);
-
 #endif

@@ -15,77 +15,6 @@
 #include "dsn_int.h"
 #include "util.h"
 
-void
-sb_reserve(struct sbuf *b, size_t n)
-{
-	size_t cap = b->cap ? b->cap : 1024;
-
-	if (n <= b->cap - b->len)
-		return;
-	while (n > cap - b->len) {
-		if (cap > SIZE_MAX / 2)
-			cap = b->len + n;
-		else
-			cap *= 2;
-	}
-	b->p = xrealloc(b->p, cap);
-	b->cap = cap;
-}
-
-void
-sb_add(struct sbuf *b, const char *s, size_t n)
-{
-	if (n == 0)
-		return;
-	sb_reserve(b, n);
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-void
-sb_str(struct sbuf *b, const char *s)
-{
-	sb_add(b, s, strlen(s));
-}
-
-void
-sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n <= 0)
-		return;
-	sb_reserve(b, (size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
-
-/* sb_finish - NUL-terminate and hand over the text */
-char *
-sb_finish(struct sbuf *b, size_t *len)
-{
-	sb_reserve(b, 1);
-	b->p[b->len] = '\0';
-	if (len != NULL)
-		*len = b->len;
-	return b->p;
-}
-
-int
-dsn_is_8bit(const char *p, size_t n)
-{
-	for (size_t i = 0; p != NULL && i < n; i++)
-		if ((unsigned char)p[i] >= 0x80)
-			return 1;
-	return 0;
-}
-
 /*
  * clean_text - a copy of s that is safe in one header field or text line:
  * control characters and white space collapse to single spaces, the ends
@@ -226,20 +155,9 @@ put_para(struct sbuf *b, const char *text, const char *indent)
 int
 fmt_date(char *buf, size_t len, uint64_t t)
 {
-	static const char *days[] = {
-	    "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
-	static const char *months[] = {
-	    "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-	    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	time_t tt = (time_t)t;
-	struct tm tm;
-
-	if (t > DATE_MAX || gmtime_r(&tt, &tm) == NULL)
+	if (t > DATE_MAX)
 		return -1;
-	snprintf(buf, len, "%s, %d %s %d %02d:%02d:%02d +0000",
-	    days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-	return 0;
+	return rfc5322_date_utc(buf, len, (time_t)t);
 }
 
 /* put_date_field - the field for a nonzero, representable time */

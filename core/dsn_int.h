@@ -1,6 +1,6 @@
 /*
  * dsn_int.h - what the parts of the DSN builder share (dsn.c, dsn_fmt.c,
- * dsn_status.c): limits, the growing output buffer, text cleaning and
+ * dsn_status.c): limits, text cleaning and
  * folding, and the per-recipient action and status.
  */
 #ifndef SLUICE_DSN_INT_H
@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "dsn.h"
+#include "sbuf.h"
 
 #define LINE_SOFT	78	/* fold fields and wrap text before this */
 #define LINE_HARD	998	/* octets a line never exceeds */
@@ -21,19 +22,7 @@
 #define DATE_MAX	253402300799ULL	/* 9999-12-31 23:59:59 UTC */
 #define TEXT_INDENT	"    "	/* text part: continuation lines */
 
-/* a growing output buffer; p is not NUL-terminated until sb_finish() */
-struct sbuf {
-	char *p;
-	size_t len, cap;
-};
-
 /* dsn_fmt.c */
-void	 sb_reserve(struct sbuf *, size_t);
-void	 sb_add(struct sbuf *, const char *, size_t);
-void	 sb_str(struct sbuf *, const char *);
-void	 sb_printf(struct sbuf *, const char *, ...)
-	    __attribute__((format(printf, 2, 3)));
-char	*sb_finish(struct sbuf *, size_t *);
 char	*clean_text(const char *, size_t, int);
 size_t	 cut_point(const char *, size_t);
 int	 fmt_date(char *, size_t, uint64_t);

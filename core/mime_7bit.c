@@ -10,45 +10,12 @@
 #include <strings.h>
 
 #include "mime_7bit.h"
+#include "sbuf.h"
 #include "util.h"
 
 #define DEPTH_MAX	32	/* nesting beyond this is encoded as a leaf */
 #define QP_LINE		76	/* encoded line length, "=" included */
 #define BOUNDARY_MAX	70	/* RFC 2046 5.1.1 */
-
-struct out {
-	char *p;
-	size_t len, cap;
-};
-
-static void
-put(struct out *o, const char *s, size_t n)
-{
-	if (n > o->cap - o->len) {
-		size_t cap = o->cap ? o->cap : 4096;
-		while (n > cap - o->len)
-			cap *= 2;
-		o->p = xrealloc(o->p, cap);
-		o->cap = cap;
-	}
-	memcpy(o->p + o->len, s, n);
-	o->len += n;
-}
-
-static void
-puts_(struct out *o, const char *s)
-{
-	put(o, s, strlen(s));
-}
-
-int
-mime_has_8bit(const char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)p[i] >= 0x80)
-			return 1;
-	return 0;
-}
 
 /* ---- header fields ---- */
 
@@ -155,7 +122,7 @@ parse_entity(const char *m, size_t n, struct entity *e)
 /* put_fields - the header fields, the CTE one replaced by cte (NULL:
    kept), or added when there is none, then the empty line */
 static void
-put_fields(struct out *o, const char *m, const struct entity *e,
+put_fields(struct sbuf *o, const char *m, const struct entity *e,
     const char *cte)
 {
 	int done = 0;
@@ -165,29 +132,26 @@ put_fields(struct out *o, const char *m, const struct entity *e,
 		if (cte != NULL &&
 		    field_is(m + i, j - i, "Content-Transfer-Encoding")) {
 			if (!done) {
-				puts_(o, "Content-Transfer-Encoding: ");
-				puts_(o, cte);
-				puts_(o, "\r\n");
+				sb_printf(o, "Content-Transfer-Encoding: "
+				    "%s\r\n", cte);
 			}
 			done = 1;
 		} else
-			put(o, m + i, j - i);
+			sb_add(o, m + i, j - i);
 		i = j;
 	}
 	if (cte != NULL && !done) {
-		puts_(o, "Content-Transfer-Encoding: ");
-		puts_(o, cte);
-		puts_(o, "\r\n");
+		sb_printf(o, "Content-Transfer-Encoding: %s\r\n", cte);
 	}
 	if (e->body > e->hdr_len || e->hdr_len == 0)
-		puts_(o, "\r\n");
+		sb_str(o, "\r\n");
 }
 
 /* ---- bodies ---- */
 
 /* put_qp - body as quoted-printable; CRLF stay line breaks */
 static void
-put_qp(struct out *o, const char *p, size_t n)
+put_qp(struct sbuf *o, const char *p, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t col = 0;
@@ -197,7 +161,7 @@ put_qp(struct out *o, const char *p, size_t n)
 		char enc[3];
 		size_t k = 1;
 		if (c == '\r' && i + 1 < n && p[i + 1] == '\n') {
-			puts_(o, "\r\n");
+			sb_str(o, "\r\n");
 			i++;
 			col = 0;
 			continue;
@@ -215,15 +179,15 @@ put_qp(struct out *o, const char *p, size_t n)
 		}
 		/* room for the text and, unless the line ends here, a "=" */
 		if (col + k > QP_LINE - (at_eol ? 0 : 1)) {
-			puts_(o, "=\r\n");
+			sb_str(o, "=\r\n");
 			col = 0;
 		}
-		put(o, enc, k);
+		sb_add(o, enc, k);
 		col += k;
 	}
 }
 
-static void	put_entity(struct out *, const char *, size_t, unsigned);
+static void	put_entity(struct sbuf *, const char *, size_t, unsigned);
 
 /* delimiter - a "--boundary" line starting at i (i at a line start)?
    1: delimiter, 2: close delimiter, 0: not one */
@@ -270,7 +234,7 @@ line_end(const char *b, size_t n, size_t i)
 /* put_multipart - body of a multipart entity: each part converted,
    preamble, delimiters and epilogue copied */
 static void
-put_multipart(struct out *o, const char *b, size_t n, const char *boundary,
+put_multipart(struct sbuf *o, const char *b, size_t n, const char *boundary,
     unsigned depth)
 {
 	char d[BOUNDARY_MAX + 3];
@@ -279,11 +243,11 @@ put_multipart(struct out *o, const char *b, size_t n, const char *boundary,
 
 	dl = (size_t)snprintf(d, sizeof(d), "--%s", boundary);
 	at = next_delim(b, n, 0, d, dl, &kind);
-	put(o, b, at);				/* preamble + its CRLF */
+	sb_add(o, b, at);			/* preamble + its CRLF */
 	while (kind == 1) {
 		size_t start = line_end(b, n, at), next;
 		int nkind;
-		put(o, b + at, start - at);	/* the delimiter line */
+		sb_add(o, b + at, start - at);	/* the delimiter line */
 		next = next_delim(b, n, start >= 2 ? start - 2 : start, d,
 		    dl, &nkind);
 		if (next == n) {		/* no close delimiter */
@@ -292,24 +256,24 @@ put_multipart(struct out *o, const char *b, size_t n, const char *boundary,
 		}
 		if (next - 2 >= start) {	/* the CRLF before belongs */
 			put_entity(o, b + start, next - 2 - start, depth + 1);
-			puts_(o, "\r\n");
+			sb_str(o, "\r\n");
 		}
 		at = next;
 		kind = nkind;
 	}
-	put(o, b + at, n - at);			/* close delimiter, epilogue */
+	sb_add(o, b + at, n - at);		/* close delimiter, epilogue */
 }
 
 static void
-put_entity(struct out *o, const char *m, size_t n, unsigned depth)
+put_entity(struct sbuf *o, const char *m, size_t n, unsigned depth)
 {
 	struct entity e;
 	const char *body;
 	size_t blen;
 	int container;
 
-	if (!mime_has_8bit(m, n)) {
-		put(o, m, n);
+	if (!mem_has_8bit(m, n)) {
+		sb_add(o, m, n);
 		return;
 	}
 	parse_entity(m, n, &e);
@@ -330,12 +294,12 @@ put_entity(struct out *o, const char *m, size_t n, unsigned depth)
 	}
 	if (strcmp(e.cte, "base64") == 0 ||
 	    strcmp(e.cte, "quoted-printable") == 0 ||
-	    !mime_has_8bit(body, blen)) {	/* 8-bit fields only */
-		put(o, m, n);
+	    !mem_has_8bit(body, blen)) {	/* 8-bit fields only */
+		sb_add(o, m, n);
 		return;
 	}
 	if (depth == 0 && !e.mime_version)	/* CTE means nothing without */
-		puts_(o, "MIME-Version: 1.0\r\n");
+		sb_str(o, "MIME-Version: 1.0\r\n");
 	put_fields(o, m, &e, "quoted-printable");
 	put_qp(o, body, blen);
 }
@@ -343,12 +307,10 @@ put_entity(struct out *o, const char *m, size_t n, unsigned depth)
 char *
 mime_to_7bit(const char *msg, size_t len, size_t *outlen)
 {
-	struct out o = { NULL, 0, 0 };
+	struct sbuf o = { 0 };
 
-	if (!mime_has_8bit(msg, len))
+	if (!mem_has_8bit(msg, len))
 		return NULL;
 	put_entity(&o, msg, len, 0);
-	put(&o, "", 1);				/* NUL, not counted */
-	*outlen = o.len - 1;
-	return o.p;
+	return sb_finish(&o, outlen);
 }

@@ -14,9 +14,6 @@
 
 #include <stddef.h>
 
-/* mime_has_8bit - a byte >= 0x80 anywhere in p[0..n) */
-int	mime_has_8bit(const char *p, size_t n);
-
 /*
  * mime_to_7bit - the converted message (CRLF line ends as in the queue),
  * *outlen its length; NULL when the message has no 8-bit octets at all

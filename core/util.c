@@ -195,24 +195,43 @@ mono_msec(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-/* rfc5322_date - "Sat, 28 Nov 2026 12:57:23 +0000" in local time */
-void
-rfc5322_date(char *buf, size_t len, time_t t)
+/* date_format - RFC 5322 date-time of tm, which is off minutes east of UTC */
+static void
+date_format(char *buf, size_t len, const struct tm *tm, long off)
 {
 	static const char *days[] = {
 	    "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat" };
 	static const char *months[] = {
 	    "Jan", "Feb", "Mar", "Apr", "May", "Jun",
 	    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+
+	snprintf(buf, len, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
+	    days[tm->tm_wday], tm->tm_mday, months[tm->tm_mon],
+	    tm->tm_year + 1900, tm->tm_hour, tm->tm_min, tm->tm_sec,
+	    off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+}
+
+/* rfc5322_date - "Sat, 28 Nov 2026 12:57:23 +0100" in local time */
+void
+rfc5322_date(char *buf, size_t len, time_t t)
+{
 	struct tm tm;
-	long off;
 
 	localtime_r(&t, &tm);
-	off = tm.tm_gmtoff / 60;
-	snprintf(buf, len, "%s, %d %s %d %02d:%02d:%02d %c%02ld%02ld",
-	    days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon],
-	    tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	    off < 0 ? '-' : '+', labs(off) / 60, labs(off) % 60);
+	date_format(buf, len, &tm, tm.tm_gmtoff / 60);
+}
+
+/* rfc5322_date_utc - the same in UTC ("+0000"); -1 when t has no
+   struct tm */
+int
+rfc5322_date_utc(char *buf, size_t len, time_t t)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL)
+		return -1;
+	date_format(buf, len, &tm, 0);
+	return 0;
 }
 
 /* write_all - write everything, retrying short writes and EINTR */
@@ -269,6 +288,16 @@ fsync_dir(const char *path)
 	close(fd);
 	errno = saved;
 	return rv;
+}
+
+/* mem_has_8bit - a byte >= 0x80 in p[0..n) (p may be NULL when n is 0) */
+int
+mem_has_8bit(const char *p, size_t n)
+{
+	for (size_t i = 0; p != NULL && i < n; i++)
+		if ((unsigned char)p[i] >= 0x80)
+			return 1;
+	return 0;
 }
 
 /* str_is_ascii - no byte of s is 0x80 or above */

@@ -28,12 +28,14 @@ void	 str_lower(char *);
 int	 str_has_ctl(const char *);	/* any byte < 0x20 or 0x7f */
 int	 utf8_valid(const char *, size_t);
 int	 str_is_ascii(const char *);
+int	 mem_has_8bit(const char *, size_t);
 void	 sock_nodelay(int);
 size_t	 utf8_seq(const unsigned char *, size_t n);
 
 uint64_t now_usec(void);		/* wall clock, microseconds */
 uint64_t mono_msec(void);		/* monotonic, milliseconds */
 void	 rfc5322_date(char *buf, size_t len, time_t);
+int	 rfc5322_date_utc(char *buf, size_t len, time_t);
 
 int	 write_all(int fd, const char *, size_t);	/* 0, or -1 errno */
 int	 mkdir_p(const char *path, unsigned mode);

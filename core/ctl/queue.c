@@ -141,10 +141,9 @@ json_string(const char *s)
 		else {
 			/* JSON is UTF-8: a byte outside a well-formed
 			   sequence (8-bit headers) becomes U+FFFD */
-			size_t avail = strnlen(s, 4), n = 2;
-			while (n <= avail && !utf8_valid(s, n))
-				n++;
-			if (n > avail)
+			size_t n = utf8_seq((const unsigned char *)s,
+			    strnlen(s, 4));
+			if (n == 0)
 				printf("\\ufffd");
 			else {
 				fwrite(s, 1, n, stdout);

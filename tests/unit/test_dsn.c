@@ -439,7 +439,7 @@ test_smtputf8(void **state)
 	r.orcpt = "utf-8;\xe7\x94\xa8\xe6\x88\xb7@example.org";
 	r.diagnostic = "550 5.1.1 Benutzer unbekannt: \xc3\xbc";
 	s = build(&p, &r, 1, NULL);
-	assert_true(dsn_is_8bit(s, strlen(s)));
+	assert_true(mem_has_8bit(s, strlen(s)));
 	assert_non_null(strstr(s, "\r\nTo: <j\xc3\xb6rg@example.com>\r\n"));
 	assert_non_null(strstr(s, "report-type=delivery-status;"));
 	assert_non_null(strstr(s, "\r\nContent-Transfer-Encoding: 8bit\r\n"));
@@ -480,7 +480,7 @@ test_smtputf8(void **state)
 	    "Content-Transfer-Encoding: 7bit\r\n"));
 	free(head);
 	head = part(s, "sluice=_b1", 2, 0);
-	assert_false(dsn_is_8bit(head, strlen(head)));
+	assert_false(mem_has_8bit(head, strlen(head)));
 	free(head);
 	/* the text part has the address as it is, so it is UTF-8 */
 	assert_true(has_text(s, "<j\xc3\xb6rg+x@example.org>: delivery"));
@@ -827,10 +827,10 @@ test_edges(void **state)
 	assert_null(strstr(s, "Arrival-Date"));
 	free(s);
 
-	assert_false(dsn_is_8bit("plain\r\n", 7));
-	assert_true(dsn_is_8bit("x\x80", 2));
-	assert_false(dsn_is_8bit("x\x80", 1));
-	assert_false(dsn_is_8bit(NULL, 0));
+	assert_false(mem_has_8bit("plain\r\n", 7));
+	assert_true(mem_has_8bit("x\x80", 2));
+	assert_false(mem_has_8bit("x\x80", 1));
+	assert_false(mem_has_8bit(NULL, 0));
 }
 
 /* ---- the Python check ---- */

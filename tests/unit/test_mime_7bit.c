@@ -14,6 +14,7 @@
 
 #include "mime.h"
 #include "mime_7bit.h"
+#include "util.h"
 
 static void
 check_7bit_lines(const char *s, size_t n)
@@ -73,8 +74,8 @@ test_seven_bit_untouched(void **state)
 	(void)state;
 	assert_null(mime_to_7bit("Subject: x\r\n\r\nplain\r\n", 21, &len));
 	assert_int_equal(len, 99);
-	assert_false(mime_has_8bit("abc", 3));
-	assert_true(mime_has_8bit("a\xc3\xa9", 3));
+	assert_false(mem_has_8bit("abc", 3));
+	assert_true(mem_has_8bit("a\xc3\xa9", 3));
 }
 
 static void
