@@ -334,3 +334,41 @@ def log_events(srv, qid=None, event=None):
         d["_ts"] = m.group(1)
         out.append(d)
     return out
+
+
+def submit_message(srv, sender, rcpts, data, mail_params="",
+                   rcpt_params=None, c=None):
+    """One message over a raw session: EHLO, MAIL, each RCPT (all must be
+    taken), DATA with `data` (str or bytes, ending in CRLF.CRLF); returns
+    the queue id. rcpt_params: a string for every RCPT, or {rcpt: string}.
+    A session c given by the caller is used and left open."""
+    own = c is None
+    if own:
+        c = srv.raw()
+        ehlo(c)
+    try:
+        check(c.cmd(f"MAIL FROM:<{sender}>{mail_params}"), 250, "2.1.0")
+        for r in rcpts:
+            p = rcpt_params if isinstance(rcpt_params, str) else \
+                (rcpt_params or {}).get(r, "")
+            check(c.cmd(f"RCPT TO:<{r}>{p}"), 250, "2.1.5")
+        return queued_id(send_data(c, data))
+    finally:
+        if own:
+            try:
+                c.cmd("QUIT")
+            except (OSError, EOFError):
+                pass
+            c.close()
+
+
+def log_deliveries(srv, qid, status=None):
+    """The event=delivery lines of qid (status= sent, deferred, bounced)."""
+    return [e for e in log_events(srv, qid, "delivery")
+            if status is None or e.get("status") == status]
+
+
+def wait_log_event(srv, qid, event, timeout=10.0):
+    """Bounded wait for an event=... line of qid; returns those lines."""
+    return wait_for(lambda: log_events(srv, qid, event), timeout=timeout,
+                    msg=f"{qid} event={event}; log:\n" + srv.log()[-3000:])

@@ -12,11 +12,9 @@ import threading
 import time
 import warnings
 
-import pytest
-
 from downstream import Downstream, RawServer, make_cert
 from helpers import log_events as events
-from helpers import (check, ehlo, message, queued_id, send_data, wait_for)
+from helpers import check, ehlo, message, queued_id, submit_message, wait_for
 
 STAR = '"*"'            # a YAML key: a bare * would be an alias
 TRUSTED = ["127.0.0.0/8"]
@@ -36,24 +34,8 @@ def submit(srv, sender, rcpts, data=None, mail_params="", rcpt_params=None,
            c=None):
     """One message; every RCPT must be taken. -> qid (a given session c is
     left open)."""
-    own = c is None
-    if own:
-        c = srv.raw()
-        ehlo(c)
-    try:
-        check(c.cmd(f"MAIL FROM:<{sender}>{mail_params}"), 250, "2.1.0")
-        for r in rcpts:
-            p = (rcpt_params or {}).get(r, "")
-            check(c.cmd(f"RCPT TO:<{r}>{p}"), 250, "2.1.5")
-        qid = queued_id(send_data(c, data or (message() + ".\r\n")))
-    finally:
-        if own:
-            try:
-                c.cmd("QUIT")
-            except (OSError, EOFError):
-                pass
-            c.close()
-    return qid
+    return submit_message(srv, sender, rcpts, data or (message() + ".\r\n"),
+                          mail_params, rcpt_params, c)
 
 
 

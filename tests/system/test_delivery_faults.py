@@ -17,7 +17,7 @@ import pytest
 from downstream import (DEFAULT_EXTENSIONS, MALFORMED, Downstream,
                         RawServer, free_port)
 from helpers import log_events as events
-from helpers import (check, ehlo, queued_id, send_data, wait_for)
+from helpers import (check, submit_message, wait_for)
 
 SENDER = "alice@example.test"
 
@@ -45,22 +45,12 @@ def submit(srv, rcpts, sender=SENDER, token="t", rcpt_params="",
            body_lines=3):
     """Queue one message through SMTP; returns its queue id. The token is
     in the Subject and the body, to tell deliveries apart."""
-    c = srv.raw()
-    try:
-        ehlo(c)
-        check(c.cmd(f"MAIL FROM:<{sender}>"), 250)
-        for r in rcpts:
-            check(c.cmd(f"RCPT TO:<{r}>{rcpt_params}"), 250)
-        body = "".join(f"line {i} of message {token}\r\n"
-                       for i in range(body_lines))
-        msg = (f"From: <{sender}>\r\nTo: <{rcpts[0]}>\r\n"
-               f"Subject: {token}\r\nMessage-ID: <{token}@example.test>\r\n"
-               f"\r\n{body}.\r\n")
-        qid = queued_id(send_data(c, msg))
-        c.cmd("QUIT")
-    finally:
-        c.close()
-    return qid
+    body = "".join(f"line {i} of message {token}\r\n"
+                   for i in range(body_lines))
+    msg = (f"From: <{sender}>\r\nTo: <{rcpts[0]}>\r\n"
+           f"Subject: {token}\r\nMessage-ID: <{token}@example.test>\r\n"
+           f"\r\n{body}.\r\n")
+    return submit_message(srv, sender, rcpts, msg, rcpt_params=rcpt_params)
 
 
 

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import SLUICED
 from downstream import Downstream
-from helpers import check, ehlo, queued_id, send_data, wait_for
+from helpers import (submit_message, wait_for)
 
 SLUICECTL = os.path.join(os.path.dirname(SLUICED), "sluicectl")
 BOB = "bob@remote.test"
@@ -70,17 +70,9 @@ def start(make_server, tmp_path, d, script, extra=None, entry=None,
 
 def send(srv, rcpts=(BOB,), sender="alice@example.test",
          subject="delivery stages", mail_params=""):
-    c = srv.raw()
-    ehlo(c)
-    check(c.cmd(f"MAIL FROM:<{sender}>{mail_params}"), 250)
-    for r in rcpts:
-        check(c.cmd(f"RCPT TO:<{r}>"), 250)
     data = (f"From: <{sender}>\r\nTo: <{rcpts[0]}>\r\nSubject: {subject}"
             f"\r\n\r\nthe body\r\n.\r\n").encode()
-    qid = queued_id(send_data(c, data))
-    c.cmd("QUIT")
-    c.close()
-    return qid
+    return submit_message(srv, sender, rcpts, data, mail_params)
 
 
 def lines(srv, *parts):

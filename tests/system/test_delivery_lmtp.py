@@ -11,8 +11,8 @@ import pytest
 from downstream import Downstream, free_port
 from dovecot import Dovecot
 from helpers import log_events as events
-from helpers import (check, ehlo, queued_id, send_data, split_headers,
-                     wait_for)
+from helpers import (check, ehlo, log_deliveries, queued_id, send_data,
+                     split_headers, submit_message, wait_for, wait_log_event)
 
 TRUSTED = ["127.0.0.0/8"]
 WAIT = 10           # generous bound on waits (loaded machine)
@@ -28,27 +28,18 @@ def msg_text(subject="lmtp test", body="hello over lmtp\r\n",
 
 def send(server, sender, rcpts, text=None, subject="lmtp test"):
     """One message over SMTP (raw client); returns its queue id."""
-    c = server.raw()
-    ehlo(c)
-    check(c.cmd(f"MAIL FROM:<{sender}>"), 250)
-    for r in rcpts:
-        check(c.cmd(f"RCPT TO:<{r}>"), 250)
-    qid = queued_id(send_data(c, (text or msg_text(subject)) + ".\r\n"))
-    c.cmd("QUIT")
-    c.close()
-    return qid
+    return submit_message(server, sender, rcpts,
+                          (text or msg_text(subject)) + ".\r\n")
 
 
 
 
 def deliveries(server, qid, status=None):
-    return [e for e in events(server, qid, "delivery")
-            if status is None or e.get("status") == status]
+    return log_deliveries(server, qid, status)
 
 
 def wait_removed(server, qid, timeout=WAIT):
-    wait_for(lambda: events(server, qid, "removed"), timeout=timeout,
-             msg=f"{qid} event=removed; log:\n" + server.log()[-3000:])
+    wait_log_event(server, qid, "removed", timeout)
 
 
 def dsn_parts(raw):

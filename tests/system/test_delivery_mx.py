@@ -18,7 +18,7 @@ import pytest
 
 from dns_server import DnsServer, free_port as free_udp_tcp_port
 from downstream import Downstream
-from helpers import check, ehlo, queued_id, send_data, wait_for
+from helpers import (log_deliveries, submit_message, wait_for, wait_log_event)
 from helpers import log_events as events
 
 TRUSTED = ["127.0.0.0/8"]
@@ -72,29 +72,19 @@ def mx_server(make_server, dns_port, port, extra=None):
 
 
 def send(server, rcpts, sender="alice@example.test", subject="mx test"):
-    c = server.raw()
-    ehlo(c)
-    check(c.cmd(f"MAIL FROM:<{sender}>"), 250)
-    for r in rcpts:
-        check(c.cmd(f"RCPT TO:<{r}>"), 250)
     text = (f"From: <{sender}>\r\nTo: <{rcpts[0]}>\r\nSubject: {subject}\r\n"
             f"\r\nbody of {subject}\r\n")
-    qid = queued_id(send_data(c, text + ".\r\n"))
-    c.cmd("QUIT")
-    c.close()
-    return qid
+    return submit_message(server, sender, rcpts, text + ".\r\n")
 
 
 
 
 def deliveries(server, qid, status=None):
-    return [e for e in events(server, qid, "delivery")
-            if status is None or e.get("status") == status]
+    return log_deliveries(server, qid, status)
 
 
 def wait_removed(server, qid, timeout=WAIT):
-    wait_for(lambda: events(server, qid, "removed"), timeout=timeout,
-             msg=f"{qid} event=removed; log:\n" + server.log()[-3000:])
+    wait_log_event(server, qid, "removed", timeout)
 
 
 def dsn_status(raw):

@@ -13,7 +13,8 @@ import pytest
 from dns_server import DnsServer
 from downstream import Downstream
 from helpers import log_events as events
-from helpers import (check, ehlo, message, queued_id, send_data, wait_for)
+from helpers import (check, ehlo, message, queued_id, send_data,
+                     submit_message, wait_for)
 
 STAR = '"*"'            # a YAML key: a bare * would be an alias
 TRUSTED = ["127.0.0.0/8"]
@@ -26,18 +27,8 @@ def smtp_route(d):
 
 def submit(srv, sender, rcpts, data=None, mail_params="", rcpt_params=None):
     """One message over a raw session; every RCPT must be taken. -> qid"""
-    c = srv.raw()
-    try:
-        ehlo(c)
-        check(c.cmd(f"MAIL FROM:<{sender}>{mail_params}"), 250, "2.1.0")
-        for r in rcpts:
-            p = (rcpt_params or {}).get(r, "")
-            check(c.cmd(f"RCPT TO:<{r}>{p}"), 250, "2.1.5")
-        qid = queued_id(send_data(c, data or (message() + ".\r\n")))
-        c.cmd("QUIT")
-    finally:
-        c.close()
-    return qid
+    return submit_message(srv, sender, rcpts, data or (message() + ".\r\n"),
+                          mail_params, rcpt_params)
 
 
 

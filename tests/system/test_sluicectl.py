@@ -17,8 +17,7 @@ import pytest
 
 from conftest import SLUICED
 from downstream import Downstream
-from helpers import (check, ehlo, queued_id, send_data, split_headers,
-                     wait_for)
+from helpers import (split_headers, submit_message, wait_for)
 
 SLUICECTL = os.path.join(os.path.dirname(SLUICED), "sluicectl")
 BOB = "bob@remote.test"
@@ -63,18 +62,10 @@ def relay_server(make_server, d, extra=None):
 
 def send(srv, rcpts=(BOB,), sender="alice@example.test", subject="ctl test",
          body=b"hello\r\n", mail_params="", headers=b""):
-    c = srv.raw()
-    ehlo(c)
-    check(c.cmd(f"MAIL FROM:<{sender}>{mail_params}"), 250)
-    for r in rcpts:
-        check(c.cmd(f"RCPT TO:<{r}>"), 250)
     data = (b"From: <" + sender.encode() + b">\r\nTo: <" +
             rcpts[0].encode() + b">\r\nSubject: " + subject.encode() +
             b"\r\n" + headers + b"\r\n" + body + b".\r\n")
-    qid = queued_id(send_data(c, data))
-    c.cmd("QUIT")
-    c.close()
-    return qid
+    return submit_message(srv, sender, rcpts, data, mail_params)
 
 
 def lines_with(srv, *parts):
