@@ -17,7 +17,7 @@ import pytest
 from downstream import (DEFAULT_EXTENSIONS, MALFORMED, Downstream,
                         RawServer, free_port)
 from helpers import log_events as events
-from helpers import (check, submit_message, wait_for)
+from helpers import check, submit_message, wait_for
 
 SENDER = "alice@example.test"
 

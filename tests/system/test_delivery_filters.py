@@ -16,7 +16,7 @@ import pytest
 
 from conftest import SLUICED
 from downstream import Downstream
-from helpers import (submit_message, wait_for)
+from helpers import submit_message, wait_for
 
 SLUICECTL = os.path.join(os.path.dirname(SLUICED), "sluicectl")
 BOB = "bob@remote.test"

@@ -18,7 +18,7 @@ import pytest
 
 from dns_server import DnsServer, free_port as free_udp_tcp_port
 from downstream import Downstream
-from helpers import (log_deliveries, submit_message, wait_for, wait_log_event)
+from helpers import log_deliveries, submit_message, wait_for, wait_log_event
 from helpers import log_events as events
 
 TRUSTED = ["127.0.0.0/8"]
