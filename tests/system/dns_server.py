@@ -33,11 +33,12 @@ Self-test: /usr/bin/python3 tests/system/dns_server.py
 import ipaddress
 import os
 import random
-import signal
 import socket
 import struct
 import subprocess
 import time
+
+from procs import terminate
 
 DNSMASQ = "/usr/sbin/dnsmasq"
 START_TIMEOUT = 5.0
@@ -256,13 +257,7 @@ class DnsServer:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(STOP_TIMEOUT)
+        terminate(proc, STOP_TIMEOUT)
 
     def __enter__(self):
         return self

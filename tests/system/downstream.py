@@ -74,6 +74,8 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
+from procs import unlink_quietly
+
 START_TIMEOUT = 5.0
 STOP_TIMEOUT = 5.0
 ENDLESS_LIMIT = 60.0    # an "endless" reply stops after this many seconds
@@ -975,10 +977,7 @@ class Downstream:
                                    f"{STOP_TIMEOUT}s")
         ctl._thread = None
         if self.unix_path:
-            try:
-                os.unlink(self.unix_path)
-            except FileNotFoundError:
-                pass
+            unlink_quietly(self.unix_path)
 
     def __enter__(self):
         return self

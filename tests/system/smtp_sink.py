@@ -59,11 +59,12 @@ Self-test: /usr/bin/python3 -m pytest -q tests/system/test_fixtures.py
 """
 import os
 import re
-import signal
 import socket
 import subprocess
 import time
 from dataclasses import dataclass
+
+from procs import terminate, unlink_quietly
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 START_TIMEOUT = 5.0
@@ -360,18 +361,9 @@ class SmtpSink:
         if self.proc is None:
             return
         proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(STOP_TIMEOUT)
+        terminate(proc, STOP_TIMEOUT)
         if self.unix_path:
-            try:
-                os.unlink(self.unix_path)
-            except FileNotFoundError:
-                pass
+            unlink_quietly(self.unix_path)
 
     def __enter__(self):
         return self
