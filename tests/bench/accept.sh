@@ -69,12 +69,9 @@ SRC_OPTS=(-d -M bench-client.example.test -f bench@example.test -t bench@example
 NAME=accept.sh
 # shellcheck source=tests/bench/bench_common.sh
 . "$HERE/bench_common.sh"
-for v in REPEAT COUNT_1K COUNT_100K RUN_TIMEOUT DRAIN_TIMEOUT; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
-done
-for v in $SIZES $SESSIONS; do
-    [[ $v =~ ^[1-9][0-9]*$ ]] || die "SIZES/SESSIONS must be positive integers (got '$v')"
-done
+check_positive REPEAT COUNT_1K COUNT_100K RUN_TIMEOUT DRAIN_TIMEOUT
+# shellcheck disable=SC2086
+check_list_positive $SIZES $SESSIONS
 bench_setup sluice-bench
 RAW="$TMP/raw.tsv"
 printf '#server\tsize\tsessions\trep\trc\telapsed\tcount\tmsgs_per_s\tpeak_rss_kb\tpeak_pss_kb\tmax_procs\tdelivered\n' >"$RAW"

@@ -17,6 +17,22 @@ log() { echo "== $*"; }
 
 [[ $EUID -eq 0 ]] || die "must run as root (installs packages, runs Postfix)"
 
+# check_positive VAR... - each named variable is a positive integer
+check_positive() {
+    local v
+    for v in "$@"; do
+        [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+    done
+}
+
+# check_list_positive VALUE... - SIZES and SESSIONS entries
+check_list_positive() {
+    local v
+    for v in "$@"; do
+        [[ $v =~ ^[1-9][0-9]*$ ]] || die "SIZES/SESSIONS must be positive integers (got '$v')"
+    done
+}
+
 TMP=""
 SLUICE_PID=""
 PF_CONF=""

@@ -56,13 +56,10 @@ SRC_OPTS=(-d -M bench-client.example.test -f bench@example.test -t bench@relay.t
 NAME=relay.sh
 # shellcheck source=tests/bench/bench_common.sh
 . "$HERE/bench_common.sh"
-for v in REPEAT COUNT_1K COUNT_100K RUN_TIMEOUT; do
-    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
-done
+check_positive REPEAT COUNT_1K COUNT_100K RUN_TIMEOUT
 [[ $WARMUP =~ ^[0-9]+$ && $MEMORY =~ ^[0-9]+$ ]] || die "WARMUP and MEMORY must be integers"
-for v in $SIZES $SESSIONS; do
-    [[ $v =~ ^[1-9][0-9]*$ ]] || die "SIZES/SESSIONS must be positive integers (got '$v')"
-done
+# shellcheck disable=SC2086
+check_list_positive $SIZES $SESSIONS
 
 SINK_PID=""
 stop_sink() {
