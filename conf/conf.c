@@ -105,6 +105,18 @@ conf_qname(struct conf_loader *ld, const struct conf_key *k)
 }
 
 int
+conf_each_pair(struct conf_loader *ld, const struct ynode *map,
+    const char *what, conf_pair_fn fn)
+{
+	if (conf_expect(ld, map, YNODE_MAPPING, what) == -1)
+		return -1;
+	for (size_t i = 0; i + 1 < map->nkids; i += 2)
+		if (fn(ld, map, map->kids[i], map->kids[i + 1]) == -1)
+			return -1;
+	return 0;
+}
+
+int
 conf_expect(struct conf_loader *ld, const struct ynode *n,
     enum ynode_type type, const char *what)
 {

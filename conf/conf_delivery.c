@@ -187,17 +187,9 @@ static int
 set_retry_domains(struct conf_loader *ld, const struct conf_key *k,
     const struct ynode *key, const struct ynode *val, void *obj)
 {
-	size_t	 i;
-
 	(void)key;
 	(void)obj;
-	if (conf_expect(ld, val, YNODE_MAPPING, conf_qname(ld, k)) == -1)
-		return -1;
-	for (i = 0; i + 1 < val->nkids; i += 2)
-		if (add_retry_domain(ld, val, val->kids[i],
-		    val->kids[i + 1]) == -1)
-			return -1;
-	return 0;
+	return conf_each_pair(ld, val, conf_qname(ld, k), add_retry_domain);
 }
 
 /* Entry n of cf->retry_domains comes from pair n of map. */

@@ -64,6 +64,12 @@ const char	*conf_quote(const char *, char *, size_t);
 const char	*conf_qname(struct conf_loader *, const struct conf_key *);
 int		 conf_expect(struct conf_loader *, const struct ynode *,
 		    enum ynode_type, const char *);
+/* conf_each_pair - map must be a mapping (named what in errors); fn for
+   each key/value pair in order, stopping at the first -1 */
+typedef int	(*conf_pair_fn)(struct conf_loader *, const struct ynode *map,
+		    const struct ynode *key, const struct ynode *val);
+int		 conf_each_pair(struct conf_loader *, const struct ynode *map,
+		    const char *what, conf_pair_fn);
 const char	*conf_scalar(struct conf_loader *, const struct conf_key *,
 		    const struct ynode *);
 char		*conf_strdup(struct conf_loader *, const struct ynode *,

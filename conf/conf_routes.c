@@ -41,10 +41,10 @@ static int	 check_route(struct conf_loader *, const struct ynode *,
 static int	 resolve_route(struct conf_loader *, const struct ynode *,
 		    const char *, struct route_spec *);
 static int	 add_transport(struct conf_loader *, const struct ynode *,
-		    const struct ynode *);
+		    const struct ynode *, const struct ynode *);
 static char	*route_domain(struct conf_loader *, const struct ynode *);
 static int	 add_route(struct conf_loader *, const struct ynode *,
-		    const struct ynode *);
+		    const struct ynode *, const struct ynode *);
 static int	 check_relay(struct conf_loader *);
 static int	 resolve_routes(struct conf_loader *);
 static int	 resolve_local_route(struct conf_loader *);
@@ -127,21 +127,14 @@ int
 conf_set_transports(struct conf_loader *ld, const struct conf_key *k,
     const struct ynode *key, const struct ynode *val, void *obj)
 {
-	size_t	 i;
-
 	(void)key;
 	(void)obj;
-	if (conf_expect(ld, val, YNODE_MAPPING, k->name) == -1)
-		return -1;
-	for (i = 0; i + 1 < val->nkids; i += 2)
-		if (add_transport(ld, val->kids[i], val->kids[i + 1]) == -1)
-			return -1;
-	return 0;
+	return conf_each_pair(ld, val, k->name, add_transport);
 }
 
 static int
-add_transport(struct conf_loader *ld, const struct ynode *key,
-    const struct ynode *val)
+add_transport(struct conf_loader *ld, const struct ynode *map,
+    const struct ynode *key, const struct ynode *val)
 {
 	struct config		*cf = ld->cf;
 	struct conf_transport	*p;
@@ -149,6 +142,7 @@ add_transport(struct conf_loader *ld, const struct ynode *key,
 	const char		*v, *why;
 	char			 what[WHAT_LEN], q[QUOTE_LEN];
 
+	(void)map;
 	if (!valid_transport_name(key->value))
 		return conf_error(ld, key, "invalid transport name '%s' in "
 		    "'transports': expected 1 to %d of a-z, 0-9, '_' and '-'",
@@ -194,23 +188,16 @@ int
 conf_set_routes(struct conf_loader *ld, const struct conf_key *k,
     const struct ynode *key, const struct ynode *val, void *obj)
 {
-	size_t	 i;
-
 	(void)key;
 	(void)obj;
-	if (conf_expect(ld, val, YNODE_MAPPING, k->name) == -1)
-		return -1;
 	ld->routes = val;
-	for (i = 0; i + 1 < val->nkids; i += 2)
-		if (add_route(ld, val->kids[i], val->kids[i + 1]) == -1)
-			return -1;
-	return 0;
+	return conf_each_pair(ld, val, k->name, add_route);
 }
 
 /* Entry n of cf->routes comes from pair n of ld->routes. */
 static int
-add_route(struct conf_loader *ld, const struct ynode *key,
-    const struct ynode *val)
+add_route(struct conf_loader *ld, const struct ynode *map,
+    const struct ynode *key, const struct ynode *val)
 {
 	struct config		*cf = ld->cf;
 	struct conf_route	*p;
@@ -218,6 +205,7 @@ add_route(struct conf_loader *ld, const struct ynode *key,
 	char			*d, what[WHAT_LEN];
 	size_t			 i;
 
+	(void)map;
 	memset(&spec, 0, sizeof(spec));
 	if ((d = route_domain(ld, key)) == NULL)
 		return -1;
