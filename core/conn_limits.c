@@ -45,11 +45,7 @@ key(const struct sockaddr *sa, unsigned char out[16])
 static unsigned
 hash(const unsigned char k[16])
 {
-	uint32_t h = 2166136261u;
-
-	for (int i = 0; i < 16; i++)
-		h = (h ^ k[i]) * 16777619u;
-	return h % BUCKETS;
+	return fnv1a(k, 16) % BUCKETS;
 }
 
 static struct ip_count **

@@ -143,11 +143,7 @@ dest_name(const struct dest *d)
 static unsigned
 bucket(const char *key)
 {
-	uint32_t h = 2166136261u;		/* FNV-1a */
-
-	for (; *key; key++)
-		h = (h ^ (unsigned char)*key) * 16777619u;
-	return h % DEST_BUCKETS;
+	return fnv1a(key, strlen(key)) % DEST_BUCKETS;
 }
 
 static struct dest *

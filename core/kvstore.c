@@ -34,11 +34,7 @@ static size_t count, sweep_pos;
 static uint32_t
 hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * 16777619u;
-	return h % BUCKETS;
+	return fnv1a(s, strlen(s)) % BUCKETS;
 }
 
 static time_t

@@ -45,6 +45,8 @@ listen_one(const struct conf_listener *l, char *err, unsigned errlen)
 	if (fd == -1)
 		goto fail;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+	sock_nodelay(fd);	/* accepted sockets inherit it: small replies
+				   go at once, no Nagle delay */
 	if (ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on));
 	if (bind(fd, (struct sockaddr *)&ss, sl) == -1 ||

@@ -64,11 +64,7 @@ static void dispatch(void);
 static unsigned
 bucket(const char *id)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *id; id++)
-		h = (h ^ (unsigned char)*id) * 16777619u;
-	return h % ENTRY_BUCKETS;
+	return fnv1a(id, strlen(id)) % ENTRY_BUCKETS;
 }
 
 static struct qentry *

@@ -462,8 +462,6 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 
 	s->id = atomic_fetch_add(&server.next_session_id, 1);
 	s->worker = w;
-	if (sa->sa_family != AF_UNIX)
-		sock_nodelay(fd);	/* replies are small: no Nagle delays */
 	s->listener = l;
 	memcpy(&s->peer, sa, salen);
 	peer_format(s, sa);

@@ -318,3 +318,15 @@ sock_nodelay(int fd)
 
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on));
 }
+
+/* fnv1a - the FNV-1a hash of n bytes, for the hash tables */
+uint32_t
+fnv1a(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}

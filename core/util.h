@@ -29,6 +29,7 @@ int	 str_has_ctl(const char *);	/* any byte < 0x20 or 0x7f */
 int	 utf8_valid(const char *, size_t);
 int	 str_is_ascii(const char *);
 int	 mem_has_8bit(const char *, size_t);
+uint32_t fnv1a(const void *, size_t);
 void	 sock_nodelay(int);
 size_t	 utf8_seq(const unsigned char *, size_t n);
 
