@@ -16,7 +16,7 @@ WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith -Wno-unused-parameter \
 	   -Wno-format-truncation
 PKGS	 = libevent libevent_pthreads libevent_openssl openssl yaml-0.1 \
-	   lua5.4 libcares gmime-3.0 libarchive
+	   lua5.4 libcares gmime-3.0 libarchive milter
 PY	 = /usr/bin/python3
 # System tests run in this many pytest-xdist workers: most of their time is
 # spent waiting for retry timers, not on the CPU. TEST_JOBS=1 runs serially.
@@ -25,10 +25,11 @@ TEST_JOBS ?= 4
 # Debian packages: to build, to test, and what the benchmark needs.
 DEPS_BUILD = build-essential pkg-config libevent-dev libyaml-dev \
 	     liblua5.4-dev libc-ares-dev libgmime-3.0-dev libmagic-dev \
-	     libarchive-dev libssl-dev
+	     libarchive-dev libssl-dev libmilter-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-pytest-xdist \
 	     python3-aiosmtpd swaks \
-	     dnsmasq-base openssl postfix dovecot-core dovecot-lmtpd dovecot-imapd
+	     dnsmasq-base openssl postfix dovecot-core dovecot-lmtpd dovecot-imapd \
+	     python3-milter miltertest opendkim opendkim-tools python3-dkim
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)

@@ -6,8 +6,8 @@
  *     - {lua: lua/filters/spam.lua, name: spam, budget: 1000000,
  *        memory: 16M, stages: [message], args: {...}}
  *
- * Each entry names exactly one of plugin / lua / milter (milters come
- * later: refused for now). `args` is copied into a struct sluice_value
+ * Each entry names exactly one of plugin / lua / milter; the keys only
+ * milters have are in conf_milter.c. `args` is copied into a struct sluice_value
  * tree that the filter gets as written. Loading the filters themselves
  * happens at start (core/filter_build.c), where a plugin that cannot be
  * loaded is reported with this entry's FILE:LINE:COL.
@@ -41,11 +41,10 @@ set_kind(struct conf_loader *ld, const struct conf_key *k,
 	if (f->target != NULL)
 		return conf_error(ld, key, "a pipeline entry names one of "
 		    "'plugin', 'lua' or 'milter', not several");
-	if (strcmp(k->name, "milter") == 0)
-		return conf_error(ld, key, "'milter' is not supported yet");
 	if (conf_set_string(ld, k, key, val, obj) == -1)
 		return -1;
-	f->kind = strcmp(k->name, "lua") == 0 ? FILTER_LUA : FILTER_PLUGIN;
+	f->kind = strcmp(k->name, "lua") == 0 ? FILTER_LUA :
+	    strcmp(k->name, "milter") == 0 ? FILTER_MILTER : FILTER_PLUGIN;
 	if (f->kind == FILTER_LUA ||
 	    (f->kind == FILTER_PLUGIN && strchr(f->target, '/') != NULL)) {
 		char *abs = conf_abspath(ld, val, f->target);
@@ -200,6 +199,11 @@ static const struct conf_key filter_keys[] = {
 	{ "budget",	set_budget,	   FL(budget),	 1000,
 	    1000000000000ULL, NULL },
 	{ "memory",	conf_set_size,	   FL(memory),	 0, 0,	NULL },
+	{ "default_action", conf_milter_set_default_action, 0, 0, 0, NULL },
+	{ "timeouts",	conf_set_section,  FL(milter),	 0, 0,
+	    conf_milter_timeout_keys },
+	{ "macros",	conf_milter_set_macros, 0,	 0, 0,	NULL },
+	{ "protocol",	conf_milter_set_protocol, 0,	 0, 0,	NULL },
 	{ NULL,		NULL,		   0,		 0, 0,	NULL },
 };
 
@@ -217,6 +221,57 @@ default_name(const struct conf_filter *f)
 		return NULL;
 	snprintf(n, len + 8, "%s:%.*s", f->kind == FILTER_LUA ? "lua" :
 	    "plugin", (int)len, base);
+	return n;
+}
+
+/* key_allowed - keys that only some kinds of entry have */
+static int
+key_allowed(enum filter_kind kind, const char *key)
+{
+	static const char *const milter_only[] = {
+	    "default_action", "timeouts", "macros", "protocol", NULL };
+	static const char *const not_milter[] = {
+	    "args", "on_error", "timeout", "stages", NULL };
+
+	for (size_t i = 0; milter_only[i] != NULL; i++)
+		if (strcmp(key, milter_only[i]) == 0)
+			return kind == FILTER_MILTER;
+	for (size_t i = 0; not_milter[i] != NULL; i++)
+		if (strcmp(key, not_milter[i]) == 0)
+			return kind != FILTER_MILTER;
+	return 1;
+}
+
+static int
+check_keys(struct conf_loader *ld, const struct ynode *item,
+    const struct conf_filter *f)
+{
+	for (size_t i = 0; i + 1 < item->nkids; i += 2) {
+		const struct ynode *key = item->kids[i];
+		if (!key_allowed(f->kind, key->value))
+			return conf_error(ld, key, "'%s' does not apply to a "
+			    "%s entry%s", key->value, f->kind == FILTER_MILTER ?
+			    "milter" : f->kind == FILTER_LUA ? "lua" : "plugin",
+			    f->kind == FILTER_MILTER ? " (milters have "
+			    "default_action and timeouts)" : "");
+	}
+	return 0;
+}
+
+/* milter_name - "milter:opendkim" from unix:/run/opendkim/opendkim.sock */
+static char *
+milter_name(const struct conf_filter *f)
+{
+	const char *p = f->target, *slash = strrchr(p, '/');
+	size_t len;
+	char *n;
+
+	if (slash != NULL)
+		p = slash + 1;
+	len = strcspn(p, ".");
+	if ((n = malloc(len + 8)) == NULL)
+		return NULL;
+	snprintf(n, len + 8, "milter:%.*s", (int)len, p);
 	return n;
 }
 
@@ -243,6 +298,7 @@ conf_set_pipeline(struct conf_loader *ld, const struct conf_key *k,
 		f = &f[cf->nfilters - 1];
 		f->on_error = SLUICE_TEMPFAIL;
 		f->timeout = 30;
+		conf_milter_defaults(f);
 		f->line = item->line;
 		f->col = item->col;
 		if ((f->args = calloc(1, sizeof(*f->args))) == NULL)
@@ -255,7 +311,10 @@ conf_set_pipeline(struct conf_loader *ld, const struct conf_key *k,
 		if ((f->budget || f->memory) && f->kind != FILTER_LUA)
 			return conf_error(ld, item, "'budget' and 'memory' apply "
 			    "to lua entries only");
-		if (f->name == NULL && (f->name = default_name(f)) == NULL)
+		if (check_keys(ld, item, f) == -1)
+			return -1;
+		if (f->name == NULL && (f->name = f->kind == FILTER_MILTER ?
+		    milter_name(f) : default_name(f)) == NULL)
 			return conf_error(ld, item, "out of memory");
 	}
 	return 0;
@@ -265,6 +324,7 @@ void
 conf_pipeline_free(struct config *cf)
 {
 	for (size_t i = 0; i < cf->nfilters; i++) {
+		conf_milter_free(&cf->filters[i]);
 		value_free(cf->filters[i].args);
 		free(cf->filters[i].args);
 		free(cf->filters[i].target);

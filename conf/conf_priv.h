@@ -110,6 +110,19 @@ int	conf_set_pipeline(struct conf_loader *, const struct conf_key *,
 	    const struct ynode *, const struct ynode *, void *);
 void	conf_pipeline_free(struct config *);
 
+/* conf_milter.c: the keys only `milter:` entries have */
+extern const struct conf_key conf_milter_timeout_keys[];
+int	conf_milter_set_default_action(struct conf_loader *,
+	    const struct conf_key *, const struct ynode *, const struct ynode *,
+	    void *);
+int	conf_milter_set_macros(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+int	conf_milter_set_protocol(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+struct conf_filter;
+void	conf_milter_defaults(struct conf_filter *);
+void	conf_milter_free(struct conf_filter *);
+
 /* conf_users.c */
 int	conf_users_finish(struct conf_loader *);
 

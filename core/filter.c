@@ -234,6 +234,49 @@ call_keep(struct sluice_call *c, char *s)
 
 static void walk(struct stage_run *);
 
+void **
+call_state(struct sluice_call *c)
+{
+	struct pipeline *p = c->run->p;
+
+	if (c->subj->fstate == NULL)
+		c->subj->fstate = xcalloc(p->n, sizeof(void *));
+	return &c->subj->fstate[c->filter - p->filters];
+}
+
+void
+pipeline_tx_end(struct pipeline *p, struct filter_subject *subj)
+{
+	if (p == NULL || subj->fstate == NULL)
+		return;
+	for (size_t i = 0; i < p->n; i++)
+		if (subj->fstate[i] != NULL && p->filters[i].ops->tx_end)
+			p->filters[i].ops->tx_end(&p->filters[i],
+			    subj->fstate[i]);
+}
+
+void
+pipeline_session_end(struct pipeline *p, struct filter_subject *subj)
+{
+	if (p == NULL || subj->fstate == NULL)
+		return;
+	for (size_t i = 0; i < p->n; i++)
+		if (subj->fstate[i] != NULL && p->filters[i].ops->session_end)
+			p->filters[i].ops->session_end(&p->filters[i],
+			    subj->fstate[i]);
+	free(subj->fstate);
+	subj->fstate = NULL;
+}
+
+int
+verdict_multiline(const struct verdict *v)
+{
+	int want = v->kind == SLUICE_REJECT ? '5' :
+	    v->kind == SLUICE_TEMPFAIL || v->kind == SLUICE_DISCONNECT ? '4' : 0;
+
+	return v->reply != NULL && want != 0 && v->reply[0] == want;
+}
+
 int
 call_active(const struct sluice_call *c)
 {
@@ -382,13 +425,13 @@ finish_run(struct stage_run *r, struct sluice_call *last)
 		result = last->verdict;
 		result.filter = last->filter->name;
 	}
-	if (last != NULL)
-		call_release(last);
 	if (r->handle != NULL)
 		*r->handle = NULL;
 	pipeline_unref(r->p);
 	free(r);
 	done(arg, &result);
+	if (last != NULL)		/* after done(): result.reply is its */
+		call_release(last);
 }
 
 /*

@@ -48,6 +48,12 @@ struct verdict {
 	char enhanced[16];		/* "" : the stage's default */
 	char text[VERDICT_TEXT_LEN];	/* "" : the stage's default */
 	const char *filter;		/* name of the deciding filter */
+	/*
+	 * reply - a whole SMTP reply of several lines ("550-5.7.1 a\r\n550
+	 * 5.7.1 b", no final CRLF) that replaces code/enhanced/text when its
+	 * class fits the verdict (milters); valid until done() returns
+	 */
+	const char *reply;
 };
 
 
@@ -56,6 +62,8 @@ struct filter_subject {
 	struct worker *worker;
 	uint64_t session_id;
 	const char *listener;
+	const char *daemon_addr;	/* the listener's address and port */
+	unsigned daemon_port;
 	const char *client_addr;
 	unsigned client_port;
 	const char *client_rdns;	/* NULL until known */
@@ -84,6 +92,9 @@ struct filter_subject {
 	const char *dl_remote;		/* the server that answered */
 	const char *dl_reply;		/* its reply */
 	unsigned dl_attempts;		/* attempts so far, this one included */
+	/* per-session state of filters that keep one (milter connections),
+	   one slot per pipeline filter, allocated on first use */
+	void **fstate;
 };
 
 /* One hook call (the plugin API's struct sluice_call). */
@@ -117,6 +128,10 @@ struct filter_ops {
 	void (*call)(struct sluice_call *);
 	/* abort - the call is abandoned (timeout); release its work */
 	void (*abort)(struct sluice_call *);
+	/* per-session state (call_state()): the transaction ended (RSET,
+	   message committed or refused), and the session ended */
+	void (*tx_end)(struct filter *, void *state);
+	void (*session_end)(struct filter *, void *state);
 };
 
 struct filter {
@@ -171,6 +186,14 @@ void	call_fail(struct sluice_call *, const char *why);
 void	call_set_verdict(struct sluice_call *, enum sluice_verdict, int code,
 	    const char *enhanced, const char *text);
 const char *call_keep(struct sluice_call *, char *);	/* freed at end */
+/* call_state - the filter's slot of per-session state in the subject */
+void	**call_state(struct sluice_call *);
+/* the subject's transaction or session ended: tell the filters keeping
+   state (the caller's pipeline; no-op without state) */
+void	pipeline_tx_end(struct pipeline *, struct filter_subject *);
+void	pipeline_session_end(struct pipeline *, struct filter_subject *);
+/* verdict_multiline - 1 when v->reply is to be sent instead */
+int	verdict_multiline(const struct verdict *);
 
 const char *stage_name(enum sluice_stage);
 int	stage_parse(const char *, enum sluice_stage *);

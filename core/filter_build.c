@@ -21,6 +21,8 @@ kind_ops(enum filter_kind k)
 		return &filter_plugin_ops;
 	case FILTER_LUA:
 		return &filter_lua_ops;
+	case FILTER_MILTER:
+		return &filter_milter_ops;
 	default:
 		return NULL;
 	}

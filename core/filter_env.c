@@ -48,6 +48,13 @@ filter_env_sender(struct envelope *e, const char *addr)
 int
 filter_env_rcpt_add(struct envelope *e, const char *addr)
 {
+	return filter_env_rcpt_add_params(e, addr, NULL, 0);
+}
+
+int
+filter_env_rcpt_add_params(struct envelope *e, const char *addr,
+    const char *orcpt, unsigned notify)
+{
 	char a[ADDR_PATH_MAX + 1];
 
 	if (e == NULL || parse_addr(e, addr, 0, a, sizeof(a)) == -1)
@@ -55,7 +62,7 @@ filter_env_rcpt_add(struct envelope *e, const char *addr)
 	for (size_t i = 0; i < e->nrcpts; i++)
 		if (strcmp(e->rcpts[i].addr, a) == 0)
 			return 0;
-	envelope_add_rcpt(e, a, NULL, 0);
+	envelope_add_rcpt(e, a, orcpt, notify);
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 
 extern const struct filter_ops filter_plugin_ops;
 extern const struct filter_ops filter_lua_ops;
+extern const struct filter_ops filter_milter_ops;	/* milter_filter.c */
 /* where plugins named without a '/' are found (configuration: plugin_dir) */
 extern const char *filter_plugin_dir;
 

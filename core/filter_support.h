@@ -12,6 +12,9 @@ struct envelope;
 /* envelope changes (message stage): 0, or -1 for a bad address */
 int	filter_env_sender(struct envelope *, const char *addr);
 int	filter_env_rcpt_add(struct envelope *, const char *addr);
+/* with DSN parameters: orcpt "type;xtext" or NULL, notify bits */
+int	filter_env_rcpt_add_params(struct envelope *, const char *addr,
+	    const char *orcpt, unsigned notify);
 int	filter_env_rcpt_delete(struct envelope *, const char *addr);
 
 /* filter_decode_header - RFC 2047 decoded UTF-8, malloc'ed */

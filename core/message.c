@@ -61,6 +61,7 @@ push(struct message *m, char *name, char *value, size_t off, size_t len)
 	m->hdrs[m->nhdrs].value = value;
 	m->hdrs[m->nhdrs].raw_off = off;
 	m->hdrs[m->nhdrs].raw_len = len;
+	m->hdrs[m->nhdrs].raw = NULL;
 	m->nhdrs++;
 }
 
@@ -98,6 +99,7 @@ message_clear(struct message *m)
 	for (size_t i = 0; i < m->nhdrs; i++) {
 		free(m->hdrs[i].name);
 		free(m->hdrs[i].value);
+		free(m->hdrs[i].raw);
 	}
 	free(m->hdrs);
 	free(m->body);
@@ -180,16 +182,126 @@ message_change(struct message *m, const char *name, size_t nth,
 	if (value == NULL) {
 		free(m->hdrs[i].name);
 		free(m->hdrs[i].value);
+		free(m->hdrs[i].raw);
 		memmove(&m->hdrs[i], &m->hdrs[i + 1],
 		    (m->nhdrs - (size_t)i - 1) * sizeof(*m->hdrs));
 		m->nhdrs--;
 	} else {
 		free(m->hdrs[i].value);
+		free(m->hdrs[i].raw);
+		m->hdrs[i].raw = NULL;
 		m->hdrs[i].value = xstrdup(value);
 		m->hdrs[i].raw_len = 0;
 	}
 	m->changed = 1;
 	return 0;
+}
+
+/*
+ * raw_field - "Name:" raw_value "\r\n" with every line break made CRLF,
+ * or NULL when raw_value has a NUL-free but bad shape: a CR not before
+ * LF, a break not followed by a blank, or a folded line of blanks only.
+ */
+static char *
+raw_field(const char *name, const char *v)
+{
+	size_t n = strlen(name), k = strlen(v), o;
+	char *out;
+
+	if (k > 64 * 1024)
+		return NULL;
+	out = xmalloc(n + 1 + 2 * k + 3);
+	memcpy(out, name, n);
+	out[n] = ':';
+	o = n + 1;
+	for (size_t i = 0; i < k; i++) {
+		if (v[i] == '\r' && v[i + 1] != '\n')
+			goto bad;
+		if (v[i] == '\r')
+			continue;
+		if (v[i] == '\n') {
+			size_t j = i + 1;
+			if (v[j] != ' ' && v[j] != '\t')
+				goto bad;
+			while (v[j] == ' ' || v[j] == '\t')
+				j++;
+			if (v[j] == '\0' || v[j] == '\r' || v[j] == '\n')
+				goto bad;
+			out[o++] = '\r';
+		}
+		out[o++] = v[i];
+	}
+	memcpy(out + o, "\r\n", 3);
+	return out;
+bad:
+	free(out);
+	return NULL;
+}
+
+int
+message_insert_raw(struct message *m, size_t index, const char *name,
+    const char *raw_value)
+{
+	char *raw;
+	size_t n;
+
+	if (!message_header_name_ok(name) ||
+	    (raw = raw_field(name, raw_value)) == NULL)
+		return -1;
+	n = strlen(name);
+	if (message_insert(m, index, name, "") == -1) {
+		free(raw);
+		return -1;
+	}
+	index = index > m->nhdrs - 1 ? m->nhdrs - 1 : index;
+	free(m->hdrs[index].value);
+	m->hdrs[index].value = unfold(raw + n + 1, strlen(raw) - n - 1);
+	m->hdrs[index].raw = raw;
+	return 0;
+}
+
+int
+message_change_raw(struct message *m, const char *name, size_t nth,
+    const char *raw_value)
+{
+	long i;
+	char *raw;
+	size_t n;
+
+	if ((i = message_find(m, name, nth)) < 0)
+		return message_insert_raw(m, m->nhdrs, name, raw_value);
+	if (!message_header_name_ok(name) ||
+	    (raw = raw_field(name, raw_value)) == NULL)
+		return -1;
+	n = strlen(name);
+	free(m->hdrs[i].value);
+	free(m->hdrs[i].raw);
+	m->hdrs[i].value = unfold(raw + n + 1, strlen(raw) - n - 1);
+	m->hdrs[i].raw = raw;
+	m->hdrs[i].raw_len = 0;
+	m->changed = 1;
+	return 0;
+}
+
+const char *
+message_field_text(const struct message *m, size_t i, size_t *len)
+{
+	const struct msg_header *h = &m->hdrs[i];
+	size_t n = strlen(h->name);
+
+	if (h->raw_len) {
+		*len = h->raw_len - n - 1;
+		if (*len >= 2 && m->data[h->raw_off + h->raw_len - 1] == '\n')
+			*len -= m->data[h->raw_off + h->raw_len - 2] == '\r' ?
+			    2 : 1;
+		return m->data + h->raw_off + n + 1;
+	}
+	if (h->raw) {
+		*len = strlen(h->raw) - n - 1 - 2;
+		return h->raw + n + 1;
+	}
+	*len = strlen(h->value);
+	return h->value;		/* rendered after ": " */
 }
 
 int
@@ -227,6 +339,12 @@ render_fields(const struct message *m, char *out)
 			o += h->raw_len;
 			continue;
 		}
+		if (h->raw) {
+			size_t k = strlen(h->raw);
+			memcpy(out + o, h->raw, k);
+			o += k;
+			continue;
+		}
 		size_t n = strlen(h->name), k = strlen(h->value);
 		memcpy(out + o, h->name, n);
 		o += n;
@@ -247,6 +365,7 @@ fields_size(const struct message *m)
 
 	for (size_t i = 0; i < m->nhdrs; i++)
 		cap += m->hdrs[i].raw_len ? m->hdrs[i].raw_len :
+		    m->hdrs[i].raw ? strlen(m->hdrs[i].raw) :
 		    strlen(m->hdrs[i].name) + strlen(m->hdrs[i].value) + 4;
 	return cap;
 }

@@ -25,6 +25,7 @@ struct msg_header {
 	char *value;		/* unfolded (CRLF removed), leading blanks cut */
 	size_t raw_off;		/* original "Name: value\r\n" in data ... */
 	size_t raw_len;		/* ... or raw_len 0 for an added/changed one */
+	char *raw;		/* added with exact text: "Name:value\r\n" */
 };
 
 struct message {
@@ -56,6 +57,20 @@ int	message_insert(struct message *, size_t index, const char *name,
 int	message_change(struct message *, const char *name, size_t nth,
 	    const char *value);
 int	message_replace_body(struct message *, const char *body, size_t len);
+
+/*
+ * message_insert_raw, message_change_raw - the same with the exact text
+ * after the colon (leading blanks kept, folded lines allowed: each line
+ * break, LF or CRLF, must be followed by a blank and more text), as a
+ * milter gives it. Stored with CRLF line ends.
+ */
+int	message_insert_raw(struct message *, size_t index, const char *name,
+	    const char *raw_value);
+int	message_change_raw(struct message *, const char *name, size_t nth,
+	    const char *raw_value);
+/* message_field_text - the text after the colon of field i, without its
+   final CRLF, folds as in the message; *len its length */
+const char *message_field_text(const struct message *, size_t i, size_t *len);
 
 /* message_render - the message with all changes, malloc'ed */
 char	*message_render(const struct message *, size_t *len);

@@ -9,6 +9,7 @@
  * decided, then the continuation replies; several waits may nest (the
  * message stage leads to the queue commit).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,8 @@ smtp_filter_subject_init(struct smtp_session *s)
 	f->worker = s->worker;
 	f->session_id = s->id;
 	f->listener = s->listener->name;
+	f->daemon_addr = s->listener->address;
+	f->daemon_port = s->listener->port;
 	f->client_addr = s->addr;
 	f->client_port = s->port;
 	f->session_tags = &s->tags;
@@ -145,11 +148,17 @@ session_refuse(struct smtp_session *s, enum sluice_stage st,
 	default:
 		break;
 	}
-	verdict_reply(v, st, reply, sizeof(reply));
+	if (verdict_multiline(v)) {	/* a milter's own lines, checked */
+		session_reply_raw(s, v->reply, strlen(v->reply));
+		session_reply_raw(s, "\r\n", 2);
+		snprintf(reply, sizeof(reply), "%s", v->reply);
+	} else {
+		verdict_reply(v, st, reply, sizeof(reply));
+		session_reply(s, "%s", reply);
+	}
 	log_info("qid=%s session=%016llx event=reject stage=%s filter=%s "
 	    "reply=%s", s->tx ? s->tx->env.id : "-", SID(s), stage_name(st),
 	    v->filter ? v->filter : "-", log_q(reply));
-	session_reply(s, "%s", reply);
 	if (v->kind == SLUICE_DISCONNECT || strncmp(reply, "421", 3) == 0)
 		session_close(s, "closed by filter");
 	return 1;

@@ -120,6 +120,8 @@ tx_free(struct smtp_tx *tx)
 void
 session_tx_free(struct smtp_session *s)
 {
+	if (s->tx != NULL)
+		pipeline_tx_end(s->pipeline, &s->subj);
 	tx_free(s->tx);
 	s->tx = NULL;
 	mime_tree_free(s->subj.mime);	/* parsed for this transaction's filters */
@@ -254,6 +256,7 @@ session_destroy(struct smtp_session *s)
 		return;			/* comes back when the stage is done */
 	unlink_session(s);
 	session_tx_free(s);
+	pipeline_session_end(s->pipeline, &s->subj);
 	event_free(s->cmd_timer);
 	free(s->helo);
 	free(s->rdns);

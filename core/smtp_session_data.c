@@ -434,6 +434,7 @@ commit_done(void *arg)
 	}
 	tx_free(tx);
 	free(j);
+	pipeline_tx_end(s->pipeline, &s->subj);
 	if (!(s->flags & SS_DEAD))
 		session_enter(s, SMTP_READY);
 	session_resume(s);

@@ -198,6 +198,43 @@ test_header_limit(void **state)
 	message_clear(&m);
 }
 
+static void
+test_raw_fields(void **state)
+{
+	struct message m;
+	size_t len;
+	const char *t;
+	char *out;
+
+	(void)state;
+	init(&m, "Received: x\r\nSubject:  two spaces\r\n\tfolded\r\n\r\nb\r\n");
+	t = message_field_text(&m, 1, &len);
+	assert_int_equal(len, strlen("  two spaces\r\n\tfolded"));
+	assert_memory_equal(t, "  two spaces\r\n\tfolded", len);
+	/* exact text, LF folds made CRLF, leading blank kept */
+	assert_int_equal(message_insert_raw(&m, 0, "DKIM-Signature",
+	    " v=1;\n\tb=abc"), 0);
+	assert_string_equal(m.hdrs[0].value, "v=1;\tb=abc");
+	t = message_field_text(&m, 0, &len);
+	assert_memory_equal(t, " v=1;\r\n\tb=abc", len);
+	assert_int_equal(message_change_raw(&m, "subject", 0, "new"), 0);
+	assert_int_equal(message_change_raw(&m, "X-New", 3, " added"), 0);
+	out = render(&m);
+	assert_string_equal(out, "DKIM-Signature: v=1;\r\n\tb=abc\r\n"
+	    "Received: x\r\nsubject:new\r\nX-New: added\r\n\r\nb\r\n");
+	free(out);
+	/* refused: a break without a blank after it, a blank-only line,
+	   a CR alone, a bad name */
+	assert_int_equal(message_insert_raw(&m, 0, "X", " a\nb"), -1);
+	assert_int_equal(message_insert_raw(&m, 0, "X", " a\n \n b"), -1);
+	assert_int_equal(message_insert_raw(&m, 0, "X", " a\n  "), -1);
+	assert_int_equal(message_insert_raw(&m, 0, "X", " a\rb"), -1);
+	assert_int_equal(message_insert_raw(&m, 0, "X Y", " a"), -1);
+	assert_int_equal(message_change_raw(&m, "Subject", 0, "\r\n"), -1);
+	assert_int_equal(m.nhdrs, 4);
+	message_clear(&m);
+}
+
 int
 main(void)
 {
@@ -208,6 +245,7 @@ main(void)
 		cmocka_unit_test(test_body_replace),
 		cmocka_unit_test(test_odd_shapes),
 		cmocka_unit_test(test_header_limit),
+		cmocka_unit_test(test_raw_fields),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

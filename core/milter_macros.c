@@ -1,0 +1,147 @@
+/*
+ * milter_macros.c - the macros sent before each milter event: which (the
+ * filter's own list from negotiation, else the entry's `macros:`, else
+ * Postfix's defaults) and their values from what the session knows.
+ * A macro without a value (no TLS, no AUTH, unknown name) is not sent.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "conf.h"
+#include "conf_filter.h"
+#include "envelope.h"
+#include "filter.h"
+#include "milter_client.h"
+#include "mailbox.h"
+#include "server.h"
+#include "smtp_params.h"
+
+/* Postfix's defaults, by SMFIM_* stage (milter-protocol.md section 6.1) */
+static const char *const defaults[MILTER_STAGES] = {
+	[SMFIM_CONNECT] = "j {daemon_name} {daemon_addr} v _ {client_addr} "
+	    "{client_name}",
+	[SMFIM_HELO] = "{tls_version} {cipher} {cipher_bits} {cert_subject} "
+	    "{cert_issuer}",
+	[SMFIM_ENVFROM] = "i {auth_type} {auth_authen} {auth_author} "
+	    "{mail_addr} {mail_host} {mail_mailer}",
+	[SMFIM_ENVRCPT] = "i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
+	[SMFIM_DATA] = "i",
+	[SMFIM_EOM] = "i",
+	[SMFIM_EOH] = "i",
+};
+
+const char *
+milter_default_macros(int stage)
+{
+	return defaults[stage];
+}
+
+static const char *
+domain_of(const char *addr)
+{
+	const char *at = addr ? strrchr(addr, '@') : NULL;
+
+	return at ? at + 1 : NULL;
+}
+
+/* value - of macro name (as configured: "j", "{daemon_name}") or NULL */
+static const char *
+value(const char *name, struct filter_subject *s, char *buf, size_t len)
+{
+	const struct config *cf = server.conf;
+
+	if (strcmp(name, "j") == 0 || strcmp(name, "{j}") == 0)
+		return cf->hostname;
+	if (strcmp(name, "v") == 0 || strcmp(name, "{v}") == 0)
+		return filter_host.version;
+	if (strcmp(name, "_") == 0 || strcmp(name, "{_}") == 0) {
+		snprintf(buf, len, "%s [%s]", s->client_rdns ? s->client_rdns :
+		    "unknown", s->client_addr);
+		return buf;
+	}
+	if (strcmp(name, "i") == 0 || strcmp(name, "{i}") == 0)
+		return s->env ? s->env->id : NULL;
+	if (strcmp(name, "{daemon_name}") == 0)
+		return s->listener;
+	if (strcmp(name, "{daemon_addr}") == 0)
+		return s->daemon_addr;
+	if (strcmp(name, "{daemon_port}") == 0 && s->daemon_port) {
+		snprintf(buf, len, "%u", s->daemon_port);
+		return buf;
+	}
+	if (strcmp(name, "{client_addr}") == 0)
+		return s->client_addr;
+	if (strcmp(name, "{client_port}") == 0) {
+		snprintf(buf, len, "%u", s->client_port);
+		return buf;
+	}
+	if (strcmp(name, "{client_name}") == 0 ||
+	    strcmp(name, "{client_ptr}") == 0)
+		return s->client_rdns ? s->client_rdns : "unknown";
+	if (strcmp(name, "{tls_version}") == 0)
+		return s->tls_version;
+	if (strcmp(name, "{cipher}") == 0)
+		return s->tls_cipher;
+	if (strcmp(name, "{auth_authen}") == 0)
+		return s->auth_user;
+	if (strcmp(name, "{auth_type}") == 0)
+		return s->auth_user ? "PLAIN" : NULL;
+	if (strcmp(name, "{mail_addr}") == 0)
+		return s->env ? s->env->sender : NULL;
+	if (strcmp(name, "{rcpt_addr}") == 0)
+		return s->rcpt;
+	if (strcmp(name, "{rcpt_host}") == 0)
+		return domain_of(s->rcpt);
+	if (strcmp(name, "{rcpt_mailer}") == 0 && s->rcpt != NULL)
+		return mailbox_domain_is_local(server.mailboxes,
+		    domain_of(s->rcpt)) ? "local" : "smtp";
+	return NULL;
+}
+
+#define MACROS_MAX	64
+
+/* list_for - the names to send at stage, filter's list first */
+static const char *
+list_for(const struct milter_sess *ms, int stage)
+{
+	if (ms->lists[stage] != NULL)
+		return ms->lists[stage];
+	return ms->def->macros[stage];
+}
+
+int
+milter_send_macros(struct milter_sess *ms, int cmd, int stage)
+{
+	const char *list = list_for(ms, stage), *p;
+	struct filter_subject *s = ms->call->subj;
+	struct milter_macro m[MACROS_MAX];
+	char names[MACROS_MAX][64], vals[MACROS_MAX][256];
+	unsigned char mem[MILTER_PACKET_MAX];
+	struct milter_buf b;
+	size_t n = 0;
+
+	for (p = list ? list : ""; *p && n < MACROS_MAX; ) {
+		size_t k;
+		p += strspn(p, " \t,");
+		if ((k = strcspn(p, " \t,")) == 0)
+			break;
+		if (k < sizeof(names[n])) {
+			memcpy(names[n], p, k);
+			names[n][k] = '\0';
+			const char *v = value(names[n], s, vals[n],
+			    sizeof(vals[n]));
+			if (v != NULL) {
+				m[n].name = milter_cstr(names[n]);
+				m[n].value = milter_cstr(v);
+				n++;
+			}
+		}
+		p += k;
+	}
+	if (n == 0)
+		return 0;
+	milter_buf_init(&b, mem, sizeof(mem));
+	if (milter_put_macro(&b, cmd, m, n) == -1)
+		return 0;		/* too long for one packet: not sent */
+	return milter_send(ms, &b);
+}
