@@ -160,3 +160,50 @@ def test_postmaster_must_be_a_mailbox(tmp_path):
     rc, out, err = check_config(path, str(tmp_path))
     assert rc != 0, (out, err)
     assert f"{path}:7:15:" in err and "not one of the mailboxes" in err, err
+
+
+MILTER_BASE = ("hostname: mx.example.test\n"
+               "listeners:\n"
+               "  - {name: mx, address: 127.0.0.1, port: 2525, role: mx}\n"
+               "domains: {local: [example.test]}\n"
+               "pipeline:\n")
+
+
+@pytest.mark.parametrize("entry,what", [
+    ('  - {milter: "inet:localhost:8891"}',
+     "with a numeric address"),
+    ('  - {milter: "unix:relative.sock"}', "absolute path"),
+    ('  - {milter: "unix:/x.sock", default_action: maybe}', None),
+    ('  - {milter: "unix:/x.sock", protocol: 5}', "2, 3, 4 or 6"),
+    ('  - {milter: "unix:/x.sock", macros: {later: "j"}}',
+     "unknown macro stage"),
+    ('  - {milter: "unix:/x.sock", timeouts: {connect: 0s}}', None),
+    ('  - {milter: "unix:/x.sock", timeouts: {reply: 5s}}',
+     "unknown key"),
+    ('  - {milter: "unix:/x.sock", on_error: accept}',
+     "default_action"),
+    ('  - {lua: lua/filters/noop.lua, default_action: accept}',
+     "does not apply"),
+])
+def test_bad_milter_entries(tmp_path, entry, what):
+    """Milter entries are checked like the rest: FILE:LINE:COL and why
+    (the socket address when the pipeline is built, still with the
+    entry's place)."""
+    path = write(tmp_path, MILTER_BASE + entry + "\n")
+    rc, out, err = check_config(path, str(tmp_path))
+    assert rc != 0, (out, err)
+    assert f"{path}:6:" in err, err
+    if what:
+        assert what in err, err
+
+
+def test_good_milter_entry(tmp_path):
+    path = write(tmp_path, MILTER_BASE +
+                 '  - milter: "inet:8891@127.0.0.1"\n'
+                 '    name: dkim\n'
+                 '    default_action: quarantine\n'
+                 '    timeouts: {connect: 5s, command: 10s, content: 1m}\n'
+                 '    macros: {connect: "j {daemon_name}", mail: [i]}\n'
+                 '    protocol: 2\n')
+    rc, out, err = check_config(path, str(tmp_path))
+    assert rc == 0, (out, err)
