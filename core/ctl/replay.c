@@ -311,6 +311,7 @@ ctl_replay(const char *confpath, int argc, char **argv)
 	    rp.file, rp.ip, rp.port, rp.helo, rp.from, env.id);
 	rv = replay_stages(p, &subj, &env, &rp, &msg);
 	run_stage(p, SLUICE_ON_DISCONNECT, &subj);
+	pipeline_session_end(p, &subj);		/* milter connections */
 	if (rv == 0)
 		printf("result: accepted\n");
 	mime_tree_free(subj.mime);

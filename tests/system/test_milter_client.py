@@ -419,3 +419,22 @@ def test_milters_get_events_in_pipeline_order(make_server, milters):
     assert ta <= tb
     assert os.path.exists(srv.maildir("alice")) is False or \
         srv.read_mail("alice") == []
+
+
+def test_replay_runs_milters_too(make_server, milters, tmp_path):
+    """sluicectl replay drives the configured milters like a session."""
+    import subprocess
+    from conftest import SLUICED
+    m = milters.scripted({"callbacks": {"eom": {"mods": [
+        {"op": "addheader", "name": "X-Replayed", "value": "yes"}]}}})
+    srv = milter_server(make_server, m)
+    eml = tmp_path / "t.eml"
+    eml.write_bytes(msg().encode())
+    ctl = os.path.join(os.path.dirname(SLUICED), "sluicectl")
+    r = subprocess.run([ctl, "-c", srv.cfg_path, "replay", "--to",
+                        "alice@example.test", "--from", "s@remote.test",
+                        str(eml)], capture_output=True, timeout=20)
+    out = r.stdout.decode()
+    assert r.returncode == 0, (out, r.stderr)
+    assert "X-Replayed: yes" in out
+    assert "message    m0" in out
