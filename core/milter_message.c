@@ -98,8 +98,11 @@ send_header(struct milter_sess *ms, struct message *m)
 	if (ms->hdr_i >= m->nhdrs)
 		return 0;
 	v = header_value(ms, m, ms->hdr_i);
-	mem = xmalloc(MILTER_PACKET_MAX);
-	milter_buf_init(&b, mem, MILTER_PACKET_MAX);
+	size_t cap = 5 + strlen(m->hdrs[ms->hdr_i].name) + 1 + strlen(v) + 1;
+	if (cap > MILTER_PACKET_MAX)
+		cap = MILTER_PACKET_MAX;	/* the encoder refuses it */
+	mem = xmalloc(cap);
+	milter_buf_init(&b, mem, cap);
 	if (milter_put_header(&b, milter_cstr(m->hdrs[ms->hdr_i].name),
 	    milter_cstr(v)) == -1) {
 		log_info("qid=%s event=milter-skip-header filter=%s field=%s "
@@ -129,8 +132,8 @@ send_body_chunk(struct milter_sess *ms, struct message *m)
 	n = len - ms->body_off;
 	if (n > MILTER_CHUNK_SIZE)
 		n = MILTER_CHUNK_SIZE;
-	mem = xmalloc(MILTER_PACKET_MAX);
-	milter_buf_init(&b, mem, MILTER_PACKET_MAX);
+	mem = xmalloc(n + 5);
+	milter_buf_init(&b, mem, n + 5);
 	milter_put_body(&b, body + ms->body_off, n);
 	ms->body_off += n;
 	rv = milter_send_macros(ms, SMFIC_BODY, SMFIM_EOM) == -1 ||
