@@ -420,20 +420,26 @@ apply_mods(struct milter_sess *ms)
 	struct message *m = s->msg;
 	struct sbuf body = { 0 };
 	int body_seen = 0;
+	size_t bad = 0;
 
 	for (size_t i = 0; i < ms->nmods; i++) {
 		struct milter_reply r;
 		const char *why;
 
 		if (milter_reply_parse(ms->mods[i].cmd, ms->mods[i].data,
-		    ms->mods[i].len, &r, &why) == -1 ||
-		    apply_one(ms, m, s->env, &r, &body, &body_seen) == -1)
+		    ms->mods[i].len, &r, &why) == 0 &&
+		    apply_one(ms, m, s->env, &r, &body, &body_seen) == 0)
+			continue;
+		if (bad++ == 0)		/* the first one, then a count */
 			log_warnx("qid=%s event=milter-bad-change filter=%s "
 			    "request=%c name=%s addr=%s", QID(ms),
 			    ms->filter->name, ms->mods[i].cmd,
 			    log_q(r.name ? r.name : "-"),
 			    log_q(r.addr ? r.addr : "-"));
 	}
+	if (bad > 1)
+		log_warnx("qid=%s event=milter-bad-change filter=%s count=%zu",
+		    QID(ms), ms->filter->name, bad);
 	if (body_seen)
 		message_replace_body(m, body.p ? body.p : "", body.len);
 	free(body.p);
