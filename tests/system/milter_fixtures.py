@@ -177,8 +177,25 @@ class MilterProc:
 
     def sequence(self, conn=None):
         """The callback event names in arrival order (negotiate, mod,
-        progress lines left out)."""
+        progress lines left out). conn="last": only the last connection's.
+        (The Server fixture's readiness probe is an SMTP session too, so
+        with sluiced the milter's first connection is usually just
+        connect + close.)"""
+        if conn == "last":
+            conn = self.last_conn()
         return [e["ev"] for e in self.events(CALLBACK_EVENTS, conn)]
+
+    def conn_ids(self):
+        """The MTA connection numbers seen, in order."""
+        out = []
+        for e in self.events():
+            if "conn" in e and e["conn"] not in out:
+                out.append(e["conn"])
+        return out
+
+    def last_conn(self):
+        ids = self.conn_ids()
+        return ids[-1] if ids else None
 
     def wait_event(self, ev, count=1, timeout=5.0, conn=None):
         """Bounded wait until `count` events `ev` are logged; returns them."""

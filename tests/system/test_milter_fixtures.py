@@ -197,6 +197,8 @@ def test_scripted_without_leadspc_nr_hdr_skip_nth_msg(tmp_path, milters):  # noq
     assert m.headers_seen() == [("Subject", "hi")]    # no leading space
     assert m.events("header")[0]["answer"] == "noreply"
     assert [e["msg"] for e in m.events("data")] == [1, 2]
+    assert m.conn_ids() == [1] and m.last_conn() == 1
+    assert m.sequence("last") == m.sequence()
     # the abort after a finished message is not a callback (libmilter)
     assert m.sequence() == ["connect", "helo", "mail", "rcpt", "data",
                             "header", "eoh", "body", "eom",
