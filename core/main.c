@@ -4,6 +4,9 @@
  *
  *   sluiced [-d] [-c FILE]     run in the foreground
  *   sluiced -t [-c FILE]       check the configuration and exit
+ *   sluiced --milter SOCKET [-d] [-c FILE]
+ *                              offer the pipeline as a milter instead of
+ *                              serving SMTP (milter_mode.c)
  *
  * Signals are blocked in every thread and taken here with sigwait():
  * SIGTERM/SIGINT stop gracefully (no new sessions, idle sessions get 421,
@@ -11,6 +14,7 @@
  * SIGHUP reloads the configuration and the filters (reload.c).
  */
 #include <errno.h>
+#include <getopt.h>
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
@@ -34,6 +38,7 @@
 #include "log.h"
 #include "loop.h"
 #include "mailbox.h"
+#include "milter_mode.h"
 #include "qmgr.h"
 #include "queue.h"
 #include "server.h"
@@ -47,13 +52,17 @@
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: sluiced [-dt] [-c config]\n");
+	fprintf(stderr, "usage: sluiced [-dt] [-c config]\n"
+	    "       sluiced --milter socket [-d] [-c config]\n");
 	exit(2);
 }
 
-/* drop_privileges - root with `user:` set: own the spool, become user */
+/*
+ * drop_privileges - root with `user:` set: own the spool (unless
+ * spool is 0: milter mode has none), become user
+ */
 static void
-drop_privileges(const struct config *c)
+drop_privileges(const struct config *c, int spool)
 {
 	struct passwd *pw;
 
@@ -66,7 +75,7 @@ drop_privileges(const struct config *c)
 	if ((pw = getpwnam(c->user)) == NULL)
 		fatalx("event=init error=\"unknown user %s\"", c->user);
 	const char *subs[] = { "", "/queue", "/failed", "/corrupt", "/lock" };
-	for (size_t i = 0; i < nitems(subs); i++) {
+	for (size_t i = 0; spool && i < nitems(subs); i++) {
 		char *p;
 		xasprintf(&p, "%s%s", c->spool, subs[i]);
 		if (chown(p, pw->pw_uid, pw->pw_gid) == -1)
@@ -111,7 +120,7 @@ start(void)
 		fatalx("event=init error=%s", log_q(err));
 	if (queue_open(c->spool, err, sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
-	drop_privileges(c);
+	drop_privileges(c, 1);
 	server.mailboxes = mailbox_table_new(c);
 	conn_limits_init(c->limits.sessions, c->limits.per_ip_sessions);
 	server.nworkers = c->workers ? c->workers : (ncpu > 0 ? (unsigned)ncpu : 1);
@@ -187,13 +196,20 @@ wait_for_signals(void)
 int
 main(int argc, char *argv[])
 {
-	const char *path = DEFAULT_CONF;
+	static const struct option longopts[] = {
+		{ "milter", required_argument, NULL, 'M' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *path = DEFAULT_CONF, *milter = NULL;
 	char err[CONF_ERR_LEN];
-	int ch, check = 0, debug = 0;
+	int ch, check = 0, debug = 0, rv = 0;
 	sigset_t set;
 
-	while ((ch = getopt(argc, argv, "c:dth")) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:dth", longopts, NULL)) != -1) {
 		switch (ch) {
+		case 'M':
+			milter = optarg;
+			break;
 		case 'c':
 			path = optarg;
 			break;
@@ -207,7 +223,7 @@ main(int argc, char *argv[])
 			usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc || (milter != NULL && (check || *milter == '\0')))
 		usage();
 	if ((server.conf = conf_load(path, err, sizeof(err))) == NULL) {
 		fprintf(stderr, "sluiced: %s\n", err);
@@ -241,12 +257,17 @@ main(int argc, char *argv[])
 		fatalx("event=init error=\"c-ares does not start\"");
 	mime_global_init();
 	kv_init();
-	start();
-	wait_for_signals();
-	stop();
+	if (milter != NULL) {
+		drop_privileges(server.conf, 0);
+		rv = milter_mode_run(milter);
+	} else {
+		start();
+		wait_for_signals();
+		stop();
+	}
 	kv_shutdown();
 	mime_global_shutdown();
 	dns_global_cleanup();
 	conf_free(server.conf);
-	return 0;
+	return rv;
 }

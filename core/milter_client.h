@@ -75,6 +75,7 @@ typedef void (*milter_reply_fn)(struct milter_sess *,
 struct milter_sess {
 	struct filter *filter;
 	const struct milter_def *def;
+	uint64_t session_id;		/* for logs between calls */
 	struct event_base *base;
 	struct bufferevent *bev;
 	struct event *timer;

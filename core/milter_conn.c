@@ -85,15 +85,20 @@ void
 milter_fail(struct milter_sess *ms, const char *why)
 {
 	struct sluice_call *c = ms->call;
+	char reason[160];
 
 	if (ms->failed)
 		return;
 	ms->failed = 1;
+	snprintf(reason, sizeof(reason), "%s", why);	/* may be the reader's */
+	why = reason;
 	shut(ms);
 	milter_message_reset(ms);
 	if (c == NULL) {
-		log_warnx("qid=- event=milter-error filter=%s reason=%s",
-		    ms->filter->name, log_q(why));
+		log_warnx("qid=- session=%016llx event=milter-error filter=%s "
+		    "action=%s reason=%s", (unsigned long long)ms->session_id,
+		    ms->filter->name, verdict_name(ms->filter->on_error),
+		    log_q(why));
 		return;
 	}
 	ms->call = NULL;

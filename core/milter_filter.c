@@ -450,6 +450,7 @@ milter_call(struct sluice_call *c)
 		ms->filter = c->filter;
 		ms->def = c->filter->data;
 		ms->base = loop_base(c->subj->worker->loop);
+		ms->session_id = c->subj->session_id;
 		ms->call = c;
 		milter_open(ms, ev_connect);
 		return;
