@@ -78,6 +78,7 @@ struct milter_sess {
 	uint64_t session_id;		/* for logs between calls */
 	struct event_base *base;
 	struct bufferevent *bev;
+	struct evbuffer *held;		/* packets that wait for the next send */
 	struct event *timer;
 	struct milter_reader rd;
 	enum milter_state state;
@@ -113,8 +114,14 @@ struct milter_sess {
 
 /* milter_conn.c */
 void	milter_open(struct milter_sess *, void (*opened)(struct milter_sess *));
-/* milter_send - queue one encoded packet; -1 (and failed) on trouble */
+/*
+ * milter_send - write one encoded packet now (after any held ones), or
+ * queue what the socket does not take at once; -1 (failed) on trouble.
+ * milter_hold - keep a packet that needs no reply (ABORT) for the next
+ * write: one wake-up of the filter fewer per message.
+ */
 int	milter_send(struct milter_sess *, const struct milter_buf *);
+void	milter_hold(struct milter_sess *, const struct milter_buf *);
 /* milter_expect - wait up to timeout_s for replies, each to fn */
 void	milter_expect(struct milter_sess *, unsigned timeout_s,
 	    milter_reply_fn fn);

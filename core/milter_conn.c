@@ -79,6 +79,8 @@ shut(struct milter_sess *ms)
 	ms->on_reply = NULL;
 	ms->state = MS_CLOSED;
 	milter_reader_clear(&ms->rd);
+	if (ms->held != NULL)
+		evbuffer_drain(ms->held, evbuffer_get_length(ms->held));
 }
 
 void
@@ -105,16 +107,43 @@ milter_fail(struct milter_sess *ms, const char *why)
 	call_fail(c, why);		/* logs with qid and filter name */
 }
 
+void
+milter_hold(struct milter_sess *ms, const struct milter_buf *b)
+{
+	if (ms->bev != NULL)
+		evbuffer_add(ms->held, b->data, b->len);
+}
+
+/*
+ * milter_send - straight to the socket when nothing is queued before it
+ * (no extra trip through the loop for the usual small packet), else
+ * behind what the bufferevent still has to write.
+ */
 int
 milter_send(struct milter_sess *ms, const struct milter_buf *b)
 {
+	struct evbuffer *out;
+
 	if (ms->bev == NULL)
 		return -1;
-	if (bufferevent_write(ms->bev, b->data, b->len) == -1) {
-		milter_fail(ms, "cannot queue data for the milter");
+	out = bufferevent_get_output(ms->bev);
+	if (evbuffer_add(ms->held, b->data, b->len) == -1)
+		goto fail;
+	if (evbuffer_get_length(out) == 0 && ms->state != MS_CONNECTING &&
+	    evbuffer_write(ms->held, bufferevent_getfd(ms->bev)) == -1 &&
+	    errno != EAGAIN && errno != EINTR) {
+		char buf[160];
+		snprintf(buf, sizeof(buf), "write: %s", strerror(errno));
+		milter_fail(ms, buf);
 		return -1;
 	}
+	if (evbuffer_get_length(ms->held) > 0 &&
+	    bufferevent_write_buffer(ms->bev, ms->held) == -1)
+		goto fail;
 	return 0;
+fail:
+	milter_fail(ms, "cannot queue data for the milter");
+	return -1;
 }
 
 void
@@ -338,6 +367,7 @@ milter_open(struct milter_sess *ms, void (*opened)(struct milter_sess *))
 	const struct milter_def *d = ms->def;
 
 	milter_reader_init(&ms->rd);
+	ms->held = evbuffer_new();
 	ms->after_open = opened;
 	ms->timer = evtimer_new(ms->base, on_timeout, ms);
 	ms->state = MS_CONNECTING;
@@ -371,6 +401,7 @@ milter_close(struct milter_sess *ms)
 
 		milter_buf_init(&b, mem, sizeof(mem));
 		milter_put_quit(&b);
+		evbuffer_add_buffer(out, ms->held);
 		evbuffer_add(out, b.data, b.len);
 		evbuffer_write(out, bufferevent_getfd(ms->bev));
 	}
@@ -382,6 +413,8 @@ really_free(struct milter_sess *ms)
 {
 	if (ms->timer != NULL)
 		event_free(ms->timer);
+	if (ms->held != NULL)
+		evbuffer_free(ms->held);
 	for (int i = 0; i < MILTER_STAGES; i++)
 		free(ms->lists[i]);
 	free(ms);

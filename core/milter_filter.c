@@ -276,7 +276,7 @@ send_abort(struct milter_sess *ms)
 	if (ms->in_tx && ms->state == MS_OPEN) {
 		milter_buf_init(&b, mem, sizeof(mem));
 		milter_put_abort(&b);
-		milter_send(ms, &b);
+		milter_hold(ms, &b);	/* goes out with the next packet */
 	}
 	ms->in_tx = 0;
 	ms->tx_done = 0;
