@@ -401,6 +401,7 @@ milter_close(struct milter_sess *ms)
 
 		milter_buf_init(&b, mem, sizeof(mem));
 		milter_put_quit(&b);
+		evbuffer_unfreeze(out, 1);	/* the bufferevent froze it */
 		evbuffer_add_buffer(out, ms->held);
 		evbuffer_add(out, b.data, b.len);
 		evbuffer_write(out, bufferevent_getfd(ms->bev));

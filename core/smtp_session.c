@@ -44,7 +44,46 @@ static void session_destroy(struct smtp_session *);
 static void on_read(struct bufferevent *, void *);
 static void session_continue(struct smtp_session *);
 static void on_flushed(struct bufferevent *, void *);
+static void on_written(struct bufferevent *, void *);
 static void on_event(struct bufferevent *, short, void *);
+
+/*
+ * Replies are written straight to the socket: session_reply_raw() queues
+ * them and activates flush_ev, which runs once the current callback is
+ * done (so pipelined replies leave in one write) and writes what the
+ * socket takes. Only when it does not take everything does the
+ * bufferevent's write side take over (EV_WRITE enabled) until the output
+ * is empty again. This spares two epoll_ctl calls and a loop turn per
+ * reply.
+ */
+static void
+session_flush(struct smtp_session *s)
+{
+	struct evbuffer *out;
+
+	if (s->bev == NULL || (s->flags & SS_DEAD))
+		return;
+	out = bufferevent_get_output(s->bev);
+	if (bufferevent_get_enabled(s->bev) & EV_WRITE)
+		return;			/* the bufferevent is writing */
+	if (evbuffer_get_length(out) > 0) {
+		/* a socket bufferevent keeps the drain side of its output
+		   frozen for anyone else: thaw it for this write */
+		evbuffer_unfreeze(out, 1);
+		evbuffer_write(out, bufferevent_getfd(s->bev));
+		evbuffer_freeze(out, 1);
+	}
+	if (evbuffer_get_length(out) > 0)	/* partial, EAGAIN or error: */
+		bufferevent_enable(s->bev, EV_WRITE);	/* libevent goes on */
+}
+
+static void
+on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	session_flush(arg);
+}
 
 /* watch_output - be called back once the output drains to low */
 static void
@@ -52,6 +91,7 @@ watch_output(struct smtp_session *s, size_t low)
 {
 	bufferevent_setwatermark(s->bev, EV_WRITE, low, 0);
 	bufferevent_setcb(s->bev, on_read, on_flushed, on_event, s);
+	bufferevent_enable(s->bev, EV_WRITE);
 }
 
 void
@@ -67,8 +107,11 @@ session_enter(struct smtp_session *s, enum smtp_state st)
 void
 session_reply_raw(struct smtp_session *s, const char *p, size_t n)
 {
-	if (s->bev != NULL && !(s->flags & SS_DEAD))
-		evbuffer_add(bufferevent_get_output(s->bev), p, n);
+	if (s->bev == NULL || (s->flags & SS_DEAD))
+		return;
+	evbuffer_add(bufferevent_get_output(s->bev), p, n);
+	if (!(bufferevent_get_enabled(s->bev) & EV_WRITE))
+		event_active(s->flush_ev, EV_TIMEOUT, 0);
 }
 
 void
@@ -148,9 +191,20 @@ on_flushed(struct bufferevent *bev, void *arg)
 	}
 	if (s->flags & SS_OUTFULL) {	/* the client caught up */
 		s->flags &= ~SS_OUTFULL;
-		bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+		bufferevent_setcb(s->bev, on_read, on_written, on_event, s);
 		session_continue(s);
 	}
+}
+
+/* on_written - the bufferevent emptied the output: write directly again */
+static void
+on_written(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session *s = arg;
+
+	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
+	    !(s->flags & (SS_CLOSE | SS_OUTFULL)))
+		bufferevent_disable(bev, EV_WRITE);
 }
 
 /*
@@ -258,6 +312,7 @@ session_destroy(struct smtp_session *s)
 	session_tx_free(s);
 	pipeline_session_end(s->pipeline, &s->subj);
 	event_free(s->cmd_timer);
+	event_free(s->flush_ev);
 	free(s->helo);
 	free(s->rdns);
 	tags_clear(&s->tags);
@@ -474,10 +529,12 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 	s->bev = bufferevent_socket_new(loop_base(w->loop), fd,
 	    BEV_OPT_CLOSE_ON_FREE);
 	s->cmd_timer = evtimer_new(loop_base(w->loop), on_cmd_timeout, s);
-	bufferevent_setcb(s->bev, on_read, NULL, on_event, s);
+	s->flush_ev = event_new(loop_base(w->loop), -1, 0, on_flush, s);
+	bufferevent_setcb(s->bev, on_read, on_written, on_event, s);
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
 	bufferevent_set_timeouts(s->bev, &idle, &idle);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	bufferevent_disable(s->bev, EV_WRITE);	/* see session_flush() */
+	bufferevent_enable(s->bev, EV_READ);
 	s->next = w->sessions;
 	if (w->sessions != NULL)
 		w->sessions->prev = s;

@@ -100,6 +100,7 @@ struct smtp_session {
 
 	struct event *cmd_timer;
 	int cmd_timer_armed;
+	struct event *flush_ev;		/* replies go out when it runs */
 	struct smtp_session *prev, *next;	/* worker's list */
 
 	struct pipeline *pipeline;	/* the one current at connect */
