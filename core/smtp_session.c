@@ -66,6 +66,10 @@ session_flush(struct smtp_session *s)
 	out = bufferevent_get_output(s->bev);
 	if (bufferevent_get_enabled(s->bev) & EV_WRITE)
 		return;			/* the bufferevent is writing */
+	if (!s->direct_write) {		/* e.g. TLS: only it may write */
+		bufferevent_enable(s->bev, EV_WRITE);
+		return;
+	}
 	if (evbuffer_get_length(out) > 0) {
 		/* a socket bufferevent keeps the drain side of its output
 		   frozen for anyone else: thaw it for this write */
@@ -203,7 +207,7 @@ on_written(struct bufferevent *bev, void *arg)
 	struct smtp_session *s = arg;
 
 	if (evbuffer_get_length(bufferevent_get_output(bev)) == 0 &&
-	    !(s->flags & (SS_CLOSE | SS_OUTFULL)))
+	    s->direct_write && !(s->flags & (SS_CLOSE | SS_OUTFULL)))
 		bufferevent_disable(bev, EV_WRITE);
 }
 
@@ -534,6 +538,7 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
 	bufferevent_set_timeouts(s->bev, &idle, &idle);
 	bufferevent_disable(s->bev, EV_WRITE);	/* see session_flush() */
+	s->direct_write = 1;
 	bufferevent_enable(s->bev, EV_READ);
 	s->next = w->sessions;
 	if (w->sessions != NULL)

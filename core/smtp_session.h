@@ -101,6 +101,8 @@ struct smtp_session {
 	struct event *cmd_timer;
 	int cmd_timer_armed;
 	struct event *flush_ev;		/* replies go out when it runs */
+	int direct_write;		/* bev is a plain socket: replies may
+					   be written to its fd (not with TLS) */
 	struct smtp_session *prev, *next;	/* worker's list */
 
 	struct pipeline *pipeline;	/* the one current at connect */
