@@ -52,26 +52,13 @@ ROOT=$(cd "$HERE/../.." && pwd)
 PY=/usr/bin/python3
 LIB="$HERE/bench_lib.py"
 
-REPEAT=${REPEAT:-3}
-WARMUP=${WARMUP:-200}
-COUNT_1K=${COUNT_1K:-${COUNT:-2000}}
-COUNT_100K=${COUNT_100K:-${COUNT:-500}}
-SIZES=${SIZES:-"1024 102400"}
-SESSIONS=${SESSIONS:-"1 10 50"}
-POSTFIX_ONLY=${POSTFIX_ONLY:-0}
-SLUICED=${SLUICED:-$ROOT/build/sluiced}
-KEEP=${KEEP:-0}
-RUN_TIMEOUT=${RUN_TIMEOUT:-300}
-DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-120}
 # Same options for both servers: -d = several messages per connection.
 SRC_OPTS=(-d -M bench-client.example.test -f bench@example.test -t bench@example.test)
 
 NAME=accept.sh
 # shellcheck source=tests/bench/bench_common.sh
 . "$HERE/bench_common.sh"
-check_positive REPEAT COUNT_1K COUNT_100K RUN_TIMEOUT DRAIN_TIMEOUT
-# shellcheck disable=SC2086
-check_list_positive $SIZES $SESSIONS
+bench_defaults "1 10 50"
 bench_setup sluice-bench
 RAW="$TMP/raw.tsv"
 printf '#server\tsize\tsessions\trep\trc\telapsed\tcount\tmsgs_per_s\tpeak_rss_kb\tpeak_pss_kb\tmax_procs\tdelivered\n' >"$RAW"

@@ -3,10 +3,31 @@
 # without starting it, a private Postfix instance under the temp dir
 # (main.cf from the caller, master.cf here), and starting/stopping sluiced.
 #
-# The caller sets before sourcing: ROOT, PY, LIB, SLUICED, KEEP, NAME (for
-# messages). It then calls bench_setup (makes $TMP) and, for Postfix,
+# The caller sets before sourcing: ROOT, PY, LIB, NAME (for messages). It
+# then calls bench_defaults (the settings), bench_setup (makes $TMP) and, for Postfix,
 # pf_write_master PORT followed by pf_check.
 # shellcheck shell=bash
+
+# bench_defaults SESSIONS - the settings every benchmark takes from the
+# environment (each script's header lists them), with their defaults,
+# checked; SESSIONS is the script's default list of concurrencies
+bench_defaults() {
+    REPEAT=${REPEAT:-3}
+    WARMUP=${WARMUP:-200}
+    COUNT_1K=${COUNT_1K:-${COUNT:-2000}}
+    COUNT_100K=${COUNT_100K:-${COUNT:-500}}
+    SIZES=${SIZES:-"1024 102400"}
+    SESSIONS=${SESSIONS:-$1}
+    POSTFIX_ONLY=${POSTFIX_ONLY:-0}
+    SLUICED=${SLUICED:-$ROOT/build/sluiced}
+    KEEP=${KEEP:-0}
+    RUN_TIMEOUT=${RUN_TIMEOUT:-300}
+    DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-120}
+    check_positive REPEAT COUNT_1K COUNT_100K RUN_TIMEOUT DRAIN_TIMEOUT
+    # shellcheck disable=SC2086
+    check_list_positive $SIZES $SESSIONS
+    [[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be a number (got '$WARMUP')"
+}
 
 SMTP_SOURCE=/usr/sbin/smtp-source
 SMTP_SINK=/usr/sbin/smtp-sink

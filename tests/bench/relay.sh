@@ -41,25 +41,14 @@ ROOT=$(cd "$HERE/../.." && pwd)
 PY=/usr/bin/python3
 LIB="$HERE/bench_lib.py"
 
-REPEAT=${REPEAT:-3}
-WARMUP=${WARMUP:-200}
-COUNT_1K=${COUNT_1K:-${COUNT:-2000}}
-COUNT_100K=${COUNT_100K:-${COUNT:-500}}
-SIZES=${SIZES:-"1024 102400"}
-SESSIONS=${SESSIONS:-"10 50"}
 MEMORY=${MEMORY:-0}
-SLUICED=${SLUICED:-$ROOT/build/sluiced}
-KEEP=${KEEP:-0}
-RUN_TIMEOUT=${RUN_TIMEOUT:-300}
 SRC_OPTS=(-d -M bench-client.example.test -f bench@example.test -t bench@relay.test)
 
 NAME=relay.sh
 # shellcheck source=tests/bench/bench_common.sh
 . "$HERE/bench_common.sh"
-check_positive REPEAT COUNT_1K COUNT_100K RUN_TIMEOUT
-[[ $WARMUP =~ ^[0-9]+$ && $MEMORY =~ ^[0-9]+$ ]] || die "WARMUP and MEMORY must be integers"
-# shellcheck disable=SC2086
-check_list_positive $SIZES $SESSIONS
+bench_defaults "10 50"
+[[ $MEMORY =~ ^[0-9]+$ ]] || die "MEMORY must be an integer"
 
 SINK_PID=""
 stop_sink() {

@@ -18,6 +18,7 @@ import time
 import pytest
 
 import helpers
+from procs import ChildProcess
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -101,7 +102,7 @@ def render(cfg):
     return "\n".join(out) + "\n"
 
 
-class Server:
+class Server(ChildProcess):
     """One sluiced process under test."""
 
     def __init__(self, tmp_path, overrides=None, name="srv"):
@@ -170,13 +171,6 @@ class Server:
         raise AssertionError(f"sluiced not accepting on {self.port} after "
                              f"{timeout}s; log:\n{self.log()}")
 
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self):
         """SIGTERM, wait up to 5 s, then SIGKILL.  Returns the exit code."""
         if self.proc is None:
@@ -203,13 +197,6 @@ class Server:
         return self.start(wait=wait)
 
     # -- observation ------------------------------------------------------
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
-
     def run_log(self):
         """The log written since the last start."""
         with open(self.log_path, "rb") as f:

@@ -66,6 +66,7 @@ import tempfile
 import time
 
 from smtp_sink import tcp_listening, unix_listening
+from procs import ChildProcess
 
 DOVECOT = "/usr/sbin/dovecot"
 START_TIMEOUT = 10.0
@@ -184,7 +185,7 @@ def release_search(dirs):
                 pass
 
 
-class Dovecot:
+class Dovecot(ChildProcess):
     """Dovecot with LMTP (TCP + unix socket) and IMAP until .stop().
 
     Dovecot(tmpdir, users=("alice", "bob"), password=PASSWORD,
@@ -336,20 +337,6 @@ service imap-login {{
             time.sleep(0.02)
         raise RuntimeError(f"dovecot did not listen within {START_TIMEOUT}s"
                            f"; see {self.log_path}")
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
 
     # -- mail ----------------------------------------------------------------
     def maildir_files(self, user):

@@ -34,7 +34,7 @@ import time
 import pytest
 
 import helpers
-from procs import terminate, unlink_quietly
+from procs import ChildProcess, terminate, unlink_quietly
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MILTERS = os.path.join(HERE, "milters")
@@ -60,7 +60,7 @@ def socket_accepts(path, timeout=0.5):
         s.close()
 
 
-class MilterProc:
+class MilterProc(ChildProcess):
     """A milter process we started, listening on unix:`sock`.
 
     .spec        "unix:/path" (the pipeline entry's value; Postfix syntax too)
@@ -105,13 +105,6 @@ class MilterProc:
         raise AssertionError(f"milter {self.name} not accepting on "
                              f"{self.sock} after {timeout}s; output:\n"
                              f"{self.output()}")
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
         """SIGTERM by PID, bounded wait, SIGKILL. Returns the exit code.

@@ -25,6 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from procs import ChildProcess
 
 POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
@@ -86,7 +87,7 @@ def _pid_alive(pid):
         return False
 
 
-class PostfixInstance:
+class PostfixInstance(ChildProcess):
     def __init__(self, relay_to, relay_domains=("example.test",),
                  port=None, extra=None, keep=False):
         self.port = port or free_port()
@@ -165,13 +166,6 @@ class PostfixInstance:
                 return int(f.read().strip() or 0) or None
         except (FileNotFoundError, ValueError):
             return None
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
 
     def start(self):
         r = self._postfix("check")

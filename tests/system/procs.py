@@ -23,3 +23,29 @@ def unlink_quietly(path):
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+def read_text(path):
+    """A log file as text ("" while it does not exist yet)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+class ChildProcess:
+    """What the fixtures that start one process have in common: .proc (a
+    Popen or None) and .log_path."""
+    proc = None
+    log_path = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        return read_text(self.log_path)

@@ -64,7 +64,7 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from procs import terminate, unlink_quietly
+from procs import ChildProcess, terminate, unlink_quietly
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 START_TIMEOUT = 5.0
@@ -186,7 +186,7 @@ def parse_dump(path):
                        received=received or "", data=body)
 
 
-class SmtpSink:
+class SmtpSink(ChildProcess):
     """smtp-sink on 127.0.0.1:.port (or unix_path) until .stop().
 
     SmtpSink(tmpdir, port=None, *, name="smtp-sink", lmtp=False,
@@ -286,17 +286,6 @@ class SmtpSink:
         self.stop()
         raise RuntimeError(f"smtp-sink on {where} did not listen within "
                            f"{START_TIMEOUT}s; see {self.log_path}")
-
-    @property
-    def pid(self):
-        return self.proc.pid if self.proc else None
-
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
 
     def counters(self):
         """The last -c counter line as a dict, e.g. {'sess': 1, 'quit': 1,

@@ -19,7 +19,7 @@ import pytest
 import postfix_instance
 from conftest import SLUICED, default_config, free_port, render
 from downstream import Downstream
-from procs import terminate
+from procs import ChildProcess, terminate
 
 MILTERTEST = "/usr/bin/miltertest"
 START_TIMEOUT = 10.0
@@ -90,7 +90,7 @@ def pipeline(tmp):
     return entries
 
 
-class MilterSluice:
+class MilterSluice(ChildProcess):
     """sluiced --milter unix:SOCK -c CONFIG, stopped by PID."""
 
     def __init__(self, tmp, sock=None):
@@ -122,13 +122,6 @@ class MilterSluice:
                 return self
             time.sleep(0.05)
         raise AssertionError(f"sluiced --milter not ready:\n{self.log()}")
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode("utf-8", "replace")
-        except FileNotFoundError:
-            return ""
 
     def stop(self):
         """SIGTERM and a bounded wait; the exit code (SIGKILL: -9)."""
