@@ -45,6 +45,12 @@
 #   RUN_TIMEOUT=300   seconds before one smtp-source run is killed
 #   DRAIN_TIMEOUT=120 max seconds to wait for delivery after a run
 #                     (gives up earlier if nothing progresses for 15 s)
+#   MILTER=1          one no-op milter in each server's path (what milter.sh
+#                     runs; the milter pieces are in bench_milter.sh): builds
+#                     noop_milter.c (installs libmilter-dev if missing), adds
+#                     a milter to sluiced's pipeline and smtpd_milters to
+#                     Postfix, checks the milters' message counts per cell;
+#                     results go to /tmp/sluice-milter-results.*.txt
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -55,14 +61,28 @@ LIB="$HERE/bench_lib.py"
 # Same options for both servers: -d = several messages per connection.
 SRC_OPTS=(-d -M bench-client.example.test -f bench@example.test -t bench@example.test)
 
+MILTER=${MILTER:-0}
 NAME=accept.sh
+BENCH_KIND=accept              # results file /tmp/sluice-accept-results.*, title
+BENCH_TMP=sluice-bench         # temp dir prefix
+BENCH_WHAT=""                  # report --what (default "accepted")
+BENCH_SERVERS_SUFFIX=""        # appended to the "servers:" line
+BENCH_PF_ONLY_SUFFIX=""
+if [[ $MILTER == 1 ]]; then
+    # shellcheck source=tests/bench/bench_milter.sh
+    . "$HERE/bench_milter.sh"   # sets NAME, BENCH_* and the milter_* hooks
+fi
 # shellcheck source=tests/bench/bench_common.sh
 . "$HERE/bench_common.sh"
 bench_defaults "1 10 50"
-bench_setup sluice-bench
+[[ $MILTER == 1 ]] && milter_install
+bench_setup "$BENCH_TMP"
 RAW="$TMP/raw.tsv"
 printf '#server\tsize\tsessions\trep\trc\telapsed\tcount\tmsgs_per_s\tpeak_rss_kb\tpeak_pss_kb\tmax_procs\tdelivered\n' >"$RAW"
 [[ $POSTFIX_ONLY == 1 ]] && log "POSTFIX_ONLY=1: measuring the Postfix half only"
+[[ $MILTER == 1 ]] && milter_setup
+SERVERS=(sluice postfix)
+[[ $POSTFIX_ONLY == 1 ]] && SERVERS=(postfix)
 
 read -r PF_PORT SL_PORT < <("$PY" "$LIB" freeport 2)
 
@@ -79,6 +99,10 @@ domains: {local: [example.test]}
 mailboxes: {maildir: "$SL_MAIL/%d/%u/Maildir", users: [bench@example.test]}
 log: {target: stderr}
 EOF
+if [[ $MILTER == 1 ]]; then
+    milter_sluiced_yaml >>"$SL_CONF"
+    milter_sluiced_check "$SL_CONF"
+fi
 
 # ------------------------------------------------------------------ private Postfix
 PF_MAIL="$TMP/pf-mail"
@@ -88,7 +112,7 @@ mkdir -p "$PF_MAIL"   # pf-data: created by postfix check
 chown "$NOBODY_UID:$NOBODY_GID" "$PF_MAIL"
 echo "bench@example.test example.test/bench/Maildir/" >"$PF_CONF/vmailbox"
 {
-    echo "# Private benchmark instance written by tests/bench/accept.sh"
+    echo "# Private benchmark instance written by tests/bench/$NAME"
     pf_main_common
     cat <<EOF
 relay_domains =
@@ -99,6 +123,7 @@ virtual_uid_maps = static:$NOBODY_UID
 virtual_gid_maps = static:$NOBODY_GID
 virtual_minimum_uid = 100
 EOF
+    [[ $MILTER != 1 ]] || milter_pf_main
 } >"$PF_CONF/main.cf"
 pf_write_master "$PF_PORT"
 pf_check
@@ -139,6 +164,11 @@ run_one() {   # server size sessions rep count
     # Delivered files are kept (counted as a difference): deleting thousands
     # of files between runs would make the next run's file creations pay for
     # the filesystem's recently-deleted-inode scans (ext4 without a journal).
+    local extra=""
+    if [[ $MILTER == 1 ]]; then
+        milter_count "$server" "$delivered"
+        extra=$(printf '  milter RSS %5.1f MB' "$(milter_rss_mb "$server")")
+    fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$server" "$size" "$sessions" "$rep" \
         "$rc" "$elapsed" "$count" "$rate" "$rss" "$pss" "$procs" "$delivered" >>"$RAW"
     local status="ok"
@@ -146,15 +176,16 @@ run_one() {   # server size sessions rep count
         status="FAILED (smtp-source exit $rc; see $TMP/smtp-source-$server.log)"
         tail -n 5 "$TMP/smtp-source-$server.log" >&2 || true
     fi
-    printf '   %-7s rep %d: %5d msgs in %7.2f s = %8.1f msg/s  peak RSS %6.1f MB  delivered %d/%d  %s\n' \
+    printf '   %-7s rep %d: %5d msgs in %7.2f s = %8.1f msg/s  peak RSS %6.1f MB%s  delivered %d/%d  %s\n' \
         "$server" "$rep" "$count" "$elapsed" "$rate" "$(awk -v k="$rss" 'BEGIN{print k/1024}')" \
-        "$delivered" "$count" "$status"
+        "$extra" "$delivered" "$count" "$status"
 }
 
 # ------------------------------------------------------------------ main
 FSYNC_BEFORE=$("$PY" "$LIB" fsync "$TMP/fsync-test" 500)
-SERVERS_TXT="sluiced $SLUICED (127.0.0.1:$SL_PORT) and Postfix $(/usr/sbin/postconf -c "$PF_CONF" -h mail_version) (127.0.0.1:$PF_PORT)"
-[[ $POSTFIX_ONLY == 1 ]] && SERVERS_TXT="Postfix $(/usr/sbin/postconf -c "$PF_CONF" -h mail_version) (127.0.0.1:$PF_PORT)"
+PF_VERSION=$(/usr/sbin/postconf -c "$PF_CONF" -h mail_version)
+SERVERS_TXT="sluiced $SLUICED (127.0.0.1:$SL_PORT) and Postfix $PF_VERSION (127.0.0.1:$PF_PORT)$BENCH_SERVERS_SUFFIX"
+[[ $POSTFIX_ONLY == 1 ]] && SERVERS_TXT="Postfix $PF_VERSION (127.0.0.1:$PF_PORT)$BENCH_PF_ONLY_SUFFIX"
 log "servers: $SERVERS_TXT"
 log "temp dir: $TMP"
 log "fsync baseline: $FSYNC_BEFORE files/s (500 x 4 KiB, fsync each)"
@@ -166,14 +197,16 @@ for size in $SIZES; do
     if ((size <= 10240)); then count=$COUNT_1K; else count=$COUNT_100K; fi
     for sessions in $SESSIONS; do
         log "size $size B, $sessions session(s), $count messages per run"
+        if [[ $MILTER == 1 ]]; then
+            for server in "${SERVERS[@]}"; do start_milter "$server"; done
+        fi
         start_sluiced "$SL_CONF" "$SL_PORT"
         start_postfix "$PF_PORT"
         # Warm-up, not measured: both servers reach their steady state
         # (Postfix spawns its smtpd processes, sluiced fills its pool of
         # reusable queue files).
         if ((WARMUP > 0)); then
-            for server in sluice postfix; do
-                [[ $POSTFIX_ONLY == 1 && $server == sluice ]] && continue
+            for server in "${SERVERS[@]}"; do
                 run_one "$server" "$size" "$sessions" 0 "$WARMUP" >/dev/null
             done
             sed -i '/^[a-z]*\t[0-9]*\t[0-9]*\t0\t/d' "$RAW"
@@ -189,19 +222,24 @@ for size in $SIZES; do
         done
         stop_sluiced
         stop_postfix
+        if [[ $MILTER == 1 ]]; then
+            for server in "${SERVERS[@]}"; do stop_milter "$server"; done
+        fi
     done
 done
 
 FSYNC_AFTER=$("$PY" "$LIB" fsync "$TMP/fsync-test" 500)
-RESULTS=${RESULTS:-$(mktemp /tmp/sluice-accept-results.XXXXXX.txt)}
+RESULTS=${RESULTS:-$(mktemp "/tmp/sluice-$BENCH_KIND-results.XXXXXX.txt")}
 report_args=()
-[[ $POSTFIX_ONLY == 1 ]] && report_args=(--postfix-only)
+[[ -z $BENCH_WHAT ]] || report_args=(--what "$BENCH_WHAT")
+[[ $POSTFIX_ONLY == 1 ]] && report_args+=(--postfix-only)
 {
-    echo "sluice accept benchmark, $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(uname -r), $(nproc) CPUs"
+    echo "sluice $BENCH_KIND benchmark, $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(uname -r), $(nproc) CPUs"
     echo "servers: $SERVERS_TXT"
     echo "client: smtp-source ${SRC_OPTS[*]} -s SESSIONS -m COUNT -l SIZE 127.0.0.1:PORT"
     echo "REPEAT=$REPEAT COUNT_1K=$COUNT_1K COUNT_100K=$COUNT_100K; wall time $(($(date +%s) - T_START)) s"
     echo "fsync baseline: before $FSYNC_BEFORE files/s, after $FSYNC_AFTER files/s (500 x 4 KiB, fsync each)"
+    [[ $MILTER == 1 && $MILTER_BYPASSED == 1 ]] && echo "WARNING: some messages did not go through a milter (see 'milter check' lines)"
     echo
     "$PY" "$LIB" report "$RAW" "${report_args[@]}"
     echo
