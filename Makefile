@@ -4,7 +4,7 @@
 #   make run        install build dependencies, build, run on conf/sluice.yaml
 #   make test       install test dependencies, build, run unit + system tests
 #   make asan       the same tests against an ASan+UBSan build (build/asan)
-#   make bench      accept and relay benchmarks against Postfix (tests/bench/)
+#   make bench      accept, relay and milter benchmarks against Postfix (tests/bench/)
 #
 # Everything is built under $(BUILD); `make BUILD=dir SAN=address,undefined`
 # is what `make asan` does.
@@ -152,6 +152,7 @@ asan: deps-test
 bench: all
 	bash tests/bench/accept.sh
 	bash tests/bench/relay.sh
+	bash tests/bench/milter.sh
 
 clean:
 	rm -rf build
