@@ -438,3 +438,25 @@ def test_replay_runs_milters_too(make_server, milters, tmp_path):
     assert r.returncode == 0, (out, r.stderr)
     assert "X-Replayed: yes" in out
     assert "message    m0" in out
+
+
+def test_bdat_message_goes_through_the_milter(make_server, milters):
+    """CHUNKING: the DATA event comes at the first BDAT, the content once
+    the LAST chunk is in, and the milter's change is delivered."""
+    m = milters.scripted({"callbacks": {"eom": {"mods": [
+        {"op": "addheader", "name": "X-Bdat", "value": "seen"}]}}})
+    srv = milter_server(make_server, m)
+    c = srv.raw()
+    helpers.start_tx(c)
+    body = msg().encode()
+    half = len(body) // 2
+    c.send(b"BDAT %d\r\n" % half + body[:half])
+    helpers.check(c.reply(), 250)
+    c.send(b"BDAT %d LAST\r\n" % (len(body) - half) + body[half:])
+    helpers.queued_id(c.reply())
+    c.close()
+    data = srv.wait_mail("alice")[0]
+    assert b"X-Bdat: seen" in data
+    m.wait_event("close", count=2)
+    order = seq(m)
+    assert order.index("data") < order.index("header") < order.index("eom")
