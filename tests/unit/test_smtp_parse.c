@@ -199,6 +199,67 @@ test_addr_invalid(void **state)
 	    "501 5.1.3 Bad recipient address syntax");
 }
 
+/*
+ * test_addr_relay_tricks - the open-relay address tricks: "%", "!" and a
+ * quoted "@" stay in the local part (the domain is the one after the last
+ * unquoted "@"), literals are flagged, source routes, trailing dots and a
+ * second "@" are refused, and text glued after the ">" is not consumed.
+ */
+static void
+test_addr_relay_tricks(void **state)
+{
+	struct mailaddr a;
+	const char *reply;
+
+	(void)state;
+	assert_true(smtp_addr_parse_path("<user%remote.test@example.test>", 0,
+	    &a, &reply));
+	assert_string_equal(a.local, "user%remote.test");
+	assert_string_equal(a.domain, "example.test");
+	assert_false(a.literal);
+	assert_true(smtp_addr_parse_path("<remote.test!user@example.test>", 0,
+	    &a, &reply));
+	assert_string_equal(a.local, "remote.test!user");
+	assert_string_equal(a.domain, "example.test");
+	assert_true(smtp_addr_parse_path("<\"user@remote.test\"@Example.TEST>",
+	    0, &a, &reply));
+	assert_string_equal(a.local, "\"user@remote.test\"");
+	assert_string_equal(a.domain, "example.test");
+	assert_true(smtp_addr_parse_path("<user@[192.0.2.99]>", 0, &a, &reply));
+	assert_true(a.literal);
+	assert_string_equal(a.domain, "[192.0.2.99]");
+	assert_true(smtp_addr_parse_path("<user@[IPv6:2001:db8::1]>", 0, &a,
+	    &reply));
+	assert_true(a.literal);
+	/* the "<a@b.test>" of "<a@b.test>@c.test" is all that is taken */
+	assert_int_equal(smtp_addr_parse_path("<user@remote.test>@example.test",
+	    0, &a, &reply), 18);
+	assert_string_equal(path_bad("<@example.test:user@remote.test>", 0),
+	    "553 5.1.3 Source routes are not accepted");
+	assert_string_equal(path_bad("<@a.test,@b.test:user@remote.test>", 0),
+	    "553 5.1.3 Source routes are not accepted");
+	assert_string_equal(path_bad("<@example.test:user@remote.test>",
+	    ADDR_SENDER), "553 5.1.3 Source routes are not accepted");
+	assert_string_equal(path_bad("<user@remote.test.>", 0),
+	    "501 5.1.3 Bad recipient address syntax");
+	assert_string_equal(path_bad("<user@example.test@remote.test>", 0),
+	    "501 5.1.3 Bad recipient address syntax");
+	assert_string_equal(path_bad("<user%remote.test>", 0),
+	    "501 5.1.3 Bad recipient address syntax");
+	assert_string_equal(path_bad("<remote.test!user>", 0),
+	    "501 5.1.3 Bad recipient address syntax");
+	assert_string_equal(path_bad("<\"user@remote.test\">", 0),
+	    "501 5.1.3 Bad recipient address syntax");
+	assert_string_equal(path_bad("<\"user@remote.test\\\"@example.test>",
+	    0), "501 5.1.3 Bad recipient address syntax");
+	assert_string_equal(path_bad("<user@remote.test%example.test>", 0),
+	    "501 5.1.3 Bad recipient address syntax");
+	assert_string_equal(path_bad("<user@[remote.test]>", 0),
+	    "501 5.1.3 Bad recipient address syntax");
+	assert_string_equal(path_bad("<user@[192.0.2.99].>", 0),
+	    "501 5.1.3 Bad recipient address syntax");
+}
+
 static void
 test_addr_lookup_key(void **state)
 {
@@ -368,6 +429,7 @@ main(void)
 		cmocka_unit_test(test_addr_valid),
 		cmocka_unit_test(test_addr_consumed),
 		cmocka_unit_test(test_addr_invalid),
+		cmocka_unit_test(test_addr_relay_tricks),
 		cmocka_unit_test(test_addr_lookup_key),
 		cmocka_unit_test(test_params_mail),
 		cmocka_unit_test(test_params_mail_bad),
