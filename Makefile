@@ -5,6 +5,9 @@
 #   make test       install test dependencies, build, run unit + system tests
 #   make asan       the same tests against an ASan+UBSan build (build/asan)
 #   make bench      accept, relay and milter benchmarks against Postfix (tests/bench/)
+#   make fuzz       libFuzzer harnesses (tests/fuzz/, clang + ASan + UBSan):
+#                   the regression inputs once, then each harness for
+#                   FUZZ_SECONDS (default 30) on a scratch copy of its corpus
 #
 # Everything is built under $(BUILD); `make BUILD=dir SAN=address,undefined`
 # is what `make asan` does.
@@ -30,6 +33,8 @@ DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-pytest-xdist \
 	     python3-aiosmtpd swaks \
 	     dnsmasq-base openssl postfix dovecot-core dovecot-lmtpd dovecot-imapd \
 	     python3-milter miltertest opendkim opendkim-tools python3-dkim
+# clang and its runtimes (libFuzzer, ASan, UBSan) for `make fuzz`
+DEPS_FUZZ  = $(DEPS_BUILD) clang libclang-rt-14-dev
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
@@ -149,6 +154,40 @@ asan: deps-test
 	UBSAN_OPTIONS=print_stacktrace=1 \
 	    $(MAKE) BUILD=build/asan SAN=address,undefined CFLAGS="-O1 -g" system
 
+# fuzz: build/fuzz holds the core compiled again by clang with ASan, UBSan
+# and coverage instrumentation, one binary per tests/fuzz/fuzz_NAME.c, the
+# scratch corpora, crash artifacts and logs (tests/fuzz/run.sh).
+FUZZ_SECONDS ?= 30
+FUZZ_BUILD   = build/fuzz
+FUZZ_NAMES   = $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_MAKE    = $(MAKE) BUILD=$(FUZZ_BUILD) CC=clang SAN=address,undefined \
+	       CFLAGS="-O1 -g -fsanitize=fuzzer-no-link -Wno-unknown-warning-option"
+
+$(BUILD)/libsluice.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# only meaningful with the FUZZ_MAKE settings
+$(BUILD)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(BUILD)/libsluice.a
+	@echo "  FUZZER  $<"
+	@$(CC) $(ALL_CFLAGS) -fsanitize=fuzzer $(LDFLAGS) -o $@ $< \
+	    $(BUILD)/libsluice.a $(LDLIBS)
+
+fuzz-bins:
+	$(FUZZ_MAKE) $(FUZZ_NAMES:%=$(FUZZ_BUILD)/fuzz_%)
+
+deps-fuzz:
+	$(call install_missing,$(DEPS_FUZZ))
+
+fuzz: deps-fuzz
+	$(MAKE) fuzz-bins
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_NAMES)
+
+# fuzz-regress: only the saved crash inputs and the seed corpora, once each
+fuzz-regress: deps-fuzz
+	$(MAKE) fuzz-bins
+	FUZZ_SECONDS=0 bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_NAMES)
+
 bench: all
 	bash tests/bench/accept.sh
 	bash tests/bench/relay.sh
@@ -157,5 +196,6 @@ bench: all
 clean:
 	rm -rf build
 
-.PHONY: all run unit system test asan bench clean deps-build deps-test
+.PHONY: all run unit system test asan bench clean deps-build deps-test \
+	fuzz fuzz-bins fuzz-regress deps-fuzz
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
