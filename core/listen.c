@@ -1,7 +1,6 @@
 /*
  * listen.c - listen sockets (listen.h).
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,21 +21,10 @@ static int
 listen_one(const struct conf_listener *l, char *err, unsigned errlen)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl;
+	unsigned sl;
 	int fd, on = 1;
 
-	memset(&ss, 0, sizeof(ss));
-	if (inet_pton(AF_INET, l->address,
-	    &((struct sockaddr_in *)&ss)->sin_addr) == 1) {
-		ss.ss_family = AF_INET;
-		((struct sockaddr_in *)&ss)->sin_port = htons(l->port);
-		sl = sizeof(struct sockaddr_in);
-	} else if (inet_pton(AF_INET6, l->address,
-	    &((struct sockaddr_in6 *)&ss)->sin6_addr) == 1) {
-		ss.ss_family = AF_INET6;
-		((struct sockaddr_in6 *)&ss)->sin6_port = htons(l->port);
-		sl = sizeof(struct sockaddr_in6);
-	} else {
+	if (sockaddr_numeric(l->address, l->port, &ss, &sl) == -1) {
 		snprintf(err, errlen, "listener %s: bad address %s", l->name,
 		    l->address);
 		return -1;

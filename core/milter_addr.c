@@ -9,7 +9,6 @@
  * HOST must be a numeric address: resolving names would block the start
  * and make the filter's location depend on DNS.
  */
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <sys/un.h>
 
 #include "milter_client.h"
+#include "util.h"
 
 static int
 parse_port(const char *s, size_t n, uint16_t *port)
@@ -41,8 +41,7 @@ parse_host(const char *h, size_t n, uint16_t port,
     struct sockaddr_storage *ss, socklen_t *len)
 {
 	char buf[INET6_ADDRSTRLEN + 1];
-	struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+	unsigned sl;
 
 	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
 		h++;
@@ -52,20 +51,10 @@ parse_host(const char *h, size_t n, uint16_t port,
 		return -1;
 	memcpy(buf, h, n);
 	buf[n] = '\0';
-	memset(ss, 0, sizeof(*ss));
-	if (inet_pton(AF_INET, buf, &sin->sin_addr) == 1) {
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(port);
-		*len = sizeof(*sin);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, buf, &sin6->sin6_addr) == 1) {
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(port);
-		*len = sizeof(*sin6);
-		return 0;
-	}
-	return -1;
+	if (sockaddr_numeric(buf, port, ss, &sl) == -1)
+		return -1;
+	*len = sl;
+	return 0;
 }
 
 static int

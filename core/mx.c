@@ -6,7 +6,6 @@
  * is built when every answer is in: hosts in MX order, each host's IPv4
  * addresses before its IPv6 ones.
  */
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -176,6 +175,7 @@ add_addr(struct mx_addrs *a, const char *host, unsigned pref,
     const char *text, uint16_t port)
 {
 	struct mx_addr *m;
+	unsigned salen;
 
 	if (a->n >= MX_ADDRS_MAX)
 		return;
@@ -183,21 +183,9 @@ add_addr(struct mx_addrs *a, const char *host, unsigned pref,
 	memset(m, 0, sizeof(*m));
 	strlcpy_s(m->host, host, sizeof(m->host));
 	m->pref = pref;
-	if (strchr(text, ':') != NULL) {
-		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&m->sa;
-		if (inet_pton(AF_INET6, text, &s6->sin6_addr) != 1)
-			return;
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-		m->salen = sizeof(*s6);
-	} else {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&m->sa;
-		if (inet_pton(AF_INET, text, &s4->sin_addr) != 1)
-			return;
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-		m->salen = sizeof(*s4);
-	}
+	if (sockaddr_numeric(text, port, &m->sa, &salen) == -1)
+		return;
+	m->salen = salen;
 	a->n++;
 }
 

@@ -31,6 +31,11 @@ int	 str_is_ascii(const char *);
 int	 mem_has_8bit(const char *, size_t);
 uint32_t fnv1a(const void *, size_t);
 void	 sock_nodelay(int);
+struct sockaddr_storage;
+/* sockaddr_numeric - a numeric IPv4/IPv6 address and a port as a socket
+   address; 0, or -1 when addr is not one */
+int	 sockaddr_numeric(const char *addr, uint16_t port,
+	    struct sockaddr_storage *, unsigned *len);
 size_t	 utf8_seq(const unsigned char *, size_t n);
 
 uint64_t now_usec(void);		/* wall clock, microseconds */
