@@ -10,9 +10,6 @@
 #include "message.h"
 #include "smtp_params.h"
 
-static const char *const body_names[] = { NULL, "7BIT", "8BITMIME" };
-static const char *const ret_names[] = { NULL, "FULL", "HDRS" };
-
 static const char *
 mail_fact(const struct filter_subject *s, const char *k, char *buf,
     size_t len)
@@ -28,11 +25,11 @@ mail_fact(const struct filter_subject *s, const char *k, char *buf,
 		return buf;
 	}
 	if (strcmp(k, "body") == 0)
-		return body_names[mp->body];
+		return smtp_body_name(mp->body);
 	if (strcmp(k, "smtputf8") == 0)
 		return mp->smtputf8 ? "1" : "0";
 	if (strcmp(k, "ret") == 0)
-		return ret_names[mp->ret];
+		return smtp_ret_name(mp->ret);
 	if (strcmp(k, "envid") == 0)
 		return mp->envid[0] ? mp->envid : NULL;
 	return NULL;
@@ -43,8 +40,6 @@ rcpt_fact(const struct filter_subject *s, const char *k, char *buf,
     size_t len)
 {
 	const struct rcpt_params *rp = s->rp;
-	static const char *const names[] = {
-	    "NEVER", "SUCCESS", "FAILURE", "DELAY" };
 
 	if (rp == NULL)
 		return NULL;
@@ -52,12 +47,7 @@ rcpt_fact(const struct filter_subject *s, const char *k, char *buf,
 		return rp->orcpt[0] ? rp->orcpt : NULL;
 	if (strcmp(k, "notify") != 0 || rp->notify == 0)
 		return NULL;
-	buf[0] = '\0';
-	for (unsigned i = 0; i < 4; i++)
-		if (rp->notify & (1u << i))
-			snprintf(buf + strlen(buf), len - strlen(buf), "%s%s",
-			    buf[0] ? "," : "", names[i]);
-	return buf;
+	return smtp_notify_text(rp->notify, buf, len);
 }
 
 /* delivery_fact - "delivery.*" keys, at the delivery stages */

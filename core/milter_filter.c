@@ -302,55 +302,54 @@ ev_helo(struct milter_sess *ms)
 	send_event(ms, SMFIC_HELO, SMFIM_HELO, &b, SMFIP_NR_HELO);
 }
 
-/* mail_args - "<sender>" and the ESMTP parameters as given */
+/*
+ * mail_args, rcpt_args - the address as given ("<a@b>", "<>") and the
+ * ESMTP parameters, one string each, as MAIL and RCPT carry them
+ */
+#define ARG_MAX	600
+
 static size_t
-mail_args(const struct filter_subject *s, char bufs[][600],
+mail_args(const struct filter_subject *s, char bufs[][ARG_MAX],
     struct milter_str *argv)
 {
-	static const char *const body[] = { NULL, "7BIT", "8BITMIME" };
-	static const char *const ret[] = { NULL, "FULL", "HDRS" };
 	const struct mail_params *mp = s->mp;
 	size_t n = 0;
 
-	snprintf(bufs[n++], 600, "<%s>", s->env->sender);
-	if (mp != NULL && mp->has_size)
-		snprintf(bufs[n++], 600, "SIZE=%llu",
-		    (unsigned long long)mp->size);
-	if (mp != NULL && body[mp->body] != NULL)
-		snprintf(bufs[n++], 600, "BODY=%s", body[mp->body]);
-	if (mp != NULL && mp->smtputf8)
-		snprintf(bufs[n++], 600, "SMTPUTF8");
-	if (mp != NULL && ret[mp->ret] != NULL)
-		snprintf(bufs[n++], 600, "RET=%s", ret[mp->ret]);
-	if (mp != NULL && mp->envid[0])
-		snprintf(bufs[n++], 600, "ENVID=%s", mp->envid);
+	snprintf(bufs[n++], ARG_MAX, "<%s>", s->env->sender);
+	if (mp != NULL) {
+		if (mp->has_size)
+			snprintf(bufs[n++], ARG_MAX, "SIZE=%llu",
+			    (unsigned long long)mp->size);
+		if (smtp_body_name(mp->body) != NULL)
+			snprintf(bufs[n++], ARG_MAX, "BODY=%s",
+			    smtp_body_name(mp->body));
+		if (mp->smtputf8)
+			snprintf(bufs[n++], ARG_MAX, "SMTPUTF8");
+		if (smtp_ret_name(mp->ret) != NULL)
+			snprintf(bufs[n++], ARG_MAX, "RET=%s",
+			    smtp_ret_name(mp->ret));
+		if (mp->envid[0])
+			snprintf(bufs[n++], ARG_MAX, "ENVID=%s", mp->envid);
+	}
 	for (size_t i = 0; i < n; i++)
 		argv[i] = milter_cstr(bufs[i]);
 	return n;
 }
 
 static size_t
-rcpt_args(const struct filter_subject *s, char bufs[][600],
+rcpt_args(const struct filter_subject *s, char bufs[][ARG_MAX],
     struct milter_str *argv)
 {
-	static const char *const names[] = {
-	    "NEVER", "SUCCESS", "FAILURE", "DELAY" };
 	const struct rcpt_params *rp = s->rp;
+	char notify[64];
 	size_t n = 0;
 
-	snprintf(bufs[n++], 600, "<%s>", s->rcpt);
-	if (rp != NULL && rp->notify) {
-		char *b = bufs[n++];
-		strcpy(b, "NOTIFY=");
-		for (unsigned i = 0, first = 1; i < 4; i++)
-			if (rp->notify & (1u << i)) {
-				snprintf(b + strlen(b), 600 - strlen(b), "%s%s",
-				    first ? "" : ",", names[i]);
-				first = 0;
-			}
-	}
+	snprintf(bufs[n++], ARG_MAX, "<%s>", s->rcpt);
+	if (rp != NULL && rp->notify)
+		snprintf(bufs[n++], ARG_MAX, "NOTIFY=%s",
+		    smtp_notify_text(rp->notify, notify, sizeof(notify)));
 	if (rp != NULL && rp->orcpt[0])
-		snprintf(bufs[n++], 600, "ORCPT=%s", rp->orcpt);
+		snprintf(bufs[n++], ARG_MAX, "ORCPT=%s", rp->orcpt);
 	for (size_t i = 0; i < n; i++)
 		argv[i] = milter_cstr(bufs[i]);
 	return n;
@@ -360,7 +359,7 @@ static void
 ev_mail(struct milter_sess *ms)
 {
 	unsigned char mem[4096];
-	char bufs[8][600];
+	char bufs[8][ARG_MAX];
 	struct milter_str argv[8];
 	struct milter_buf b;
 	size_t n;
@@ -382,7 +381,7 @@ static void
 ev_rcpt(struct milter_sess *ms)
 {
 	unsigned char mem[4096];
-	char bufs[8][600];
+	char bufs[8][ARG_MAX];
 	struct milter_str argv[8];
 	struct milter_buf b;
 	size_t n;

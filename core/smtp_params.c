@@ -1,6 +1,7 @@
 /*
  * smtp_params.c - parse and validate ESMTP parameters of MAIL and RCPT.
  */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -274,4 +275,30 @@ smtp_params_rcpt(char *args, int utf8, struct rcpt_params *rp)
 			return R_UNKNOWN;
 	}
 	return NULL;
+}
+
+const char *
+smtp_body_name(enum body_type b)
+{
+	return b == BODY_7BIT ? "7BIT" : b == BODY_8BITMIME ? "8BITMIME" :
+	    NULL;
+}
+
+const char *
+smtp_ret_name(enum dsn_ret r)
+{
+	return r == RET_FULL ? "FULL" : r == RET_HDRS ? "HDRS" : NULL;
+}
+
+const char *
+smtp_notify_text(unsigned n, char *buf, size_t len)
+{
+	if (n & NOTIFY_NEVER)
+		return "NEVER";
+	snprintf(buf, len, "%s%s%s", n & NOTIFY_SUCCESS ? "SUCCESS," : "",
+	    n & NOTIFY_FAILURE ? "FAILURE," : "",
+	    n & NOTIFY_DELAY ? "DELAY," : "");
+	if (buf[0])
+		buf[strlen(buf) - 1] = '\0';
+	return buf;
 }

@@ -43,6 +43,12 @@ struct rcpt_params {
 const char *smtp_params_mail(char *args, struct mail_params *);
 const char *smtp_params_rcpt(char *args, int utf8, struct rcpt_params *);
 
+/* the values as written in MAIL and RCPT: "8BITMIME", "HDRS", NULL for
+   unspecified; smtp_notify_text gives "SUCCESS,DELAY", "NEVER" or "" */
+const char *smtp_body_name(enum body_type);
+const char *smtp_ret_name(enum dsn_ret);
+const char *smtp_notify_text(unsigned notify, char *buf, size_t len);
+
 /* xtext_valid - RFC 3461 xtext: printable ASCII, "+HH" for the rest */
 int	xtext_valid(const char *, size_t len);
 /* xtext_decode - decode into buf; -1 when malformed or too long */

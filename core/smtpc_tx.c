@@ -139,19 +139,6 @@ push(struct tx *t, enum tx_cmd cmd, size_t rcpt)
 	t->cmd_rcpt[t->ncmds++] = rcpt;
 }
 
-static const char *
-notify_text(unsigned n, char *buf, size_t len)
-{
-	if (n & NOTIFY_NEVER)
-		return "NEVER";
-	snprintf(buf, len, "%s%s%s", n & NOTIFY_SUCCESS ? "SUCCESS," : "",
-	    n & NOTIFY_FAILURE ? "FAILURE," : "",
-	    n & NOTIFY_DELAY ? "DELAY," : "");
-	if (buf[0])
-		buf[strlen(buf) - 1] = '\0';
-	return buf;
-}
-
 static void
 send_mail(struct smtpc *c, int utf8)
 {
@@ -168,8 +155,7 @@ send_mail(struct smtpc *c, int utf8)
 		smtpc_send(c, " SMTPUTF8");
 	if (f & CAP_DSN) {
 		if (e->ret != RET_UNSPEC)
-			smtpc_send(c, " RET=%s", e->ret == RET_FULL ? "FULL" :
-			    "HDRS");
+			smtpc_send(c, " RET=%s", smtp_ret_name(e->ret));
 		if (e->envid != NULL && e->envid[0])
 			smtpc_send(c, " ENVID=%s", e->envid);
 	}
@@ -187,7 +173,7 @@ send_rcpt(struct smtpc *c, size_t i)
 	if (c->caps.flags & CAP_DSN) {
 		if (r->notify)
 			smtpc_send(c, " NOTIFY=%s",
-			    notify_text(r->notify, buf, sizeof(buf)));
+			    smtp_notify_text(r->notify, buf, sizeof(buf)));
 		if (r->orcpt != NULL)
 			smtpc_send(c, " ORCPT=%s", r->orcpt);
 	}

@@ -419,6 +419,23 @@ test_xtext(void **state)
 	assert_int_equal(xtext_decode("+G0", buf, sizeof(buf)), -1);
 }
 
+static void
+test_param_names(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	assert_null(smtp_body_name(BODY_UNSPEC));
+	assert_string_equal(smtp_body_name(BODY_8BITMIME), "8BITMIME");
+	assert_null(smtp_ret_name(RET_UNSPEC));
+	assert_string_equal(smtp_ret_name(RET_HDRS), "HDRS");
+	assert_string_equal(smtp_notify_text(NOTIFY_NEVER, buf, sizeof(buf)),
+	    "NEVER");
+	assert_string_equal(smtp_notify_text(NOTIFY_SUCCESS | NOTIFY_DELAY,
+	    buf, sizeof(buf)), "SUCCESS,DELAY");
+	assert_string_equal(smtp_notify_text(0, buf, sizeof(buf)), "");
+}
+
 int
 main(void)
 {
@@ -435,6 +452,7 @@ main(void)
 		cmocka_unit_test(test_params_mail_bad),
 		cmocka_unit_test(test_params_rcpt),
 		cmocka_unit_test(test_xtext),
+		cmocka_unit_test(test_param_names),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
