@@ -34,6 +34,7 @@
 #include "milter_client.h"
 #include "server.h"
 #include "smtp_params.h"
+#include "smtp_reply.h"
 #include "util.h"
 
 /* The whole of one call may not outlast this; each wait has its own. */
@@ -127,8 +128,9 @@ reply_code(struct sluice_call *c, const struct milter_reply *r)
 {
 	enum sluice_verdict v = r->rcode / 100 == 5 ? SLUICE_REJECT :
 	    r->rcode == 421 ? SLUICE_DISCONNECT : SLUICE_TEMPFAIL;
-	char *t = xstrdup(r->text), *o = t, enh[16] = "";
-	const char *text;
+	char *t = xstrdup(r->text), *o = t;
+	struct smtp_reply one;
+	const char *why;
 
 	for (const char *p = r->text; *p; p++) {
 		*o++ = *p;
@@ -143,16 +145,12 @@ reply_code(struct sluice_call *c, const struct milter_reply *r)
 		    t + 4);
 		return;
 	}
-	text = t + 3 + (t[3] == ' ' || t[3] == '-');
-	if (text[0] >= '2' && text[0] <= '5' && text[1] == '.') {
-		size_t k = strcspn(text, " ");
-		if (k < sizeof(enh)) {
-			memcpy(enh, text, k);
-			enh[k] = '\0';
-			text += k + (text[k] == ' ');
-		}
-	}
-	call_set_verdict(c, v, r->rcode, enh, text);
+	smtp_reply_init(&one, 0);	/* code, enhanced code, text */
+	if (smtp_reply_feed(&one, t, strlen(t), &why) == REPLY_DONE)
+		call_set_verdict(c, v, r->rcode, one.enhanced, one.text);
+	else				/* checked by milter_reply_parse */
+		call_set_verdict(c, v, r->rcode, NULL, NULL);
+	smtp_reply_clear(&one);
 	free(t);
 }
 
