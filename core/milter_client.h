@@ -67,6 +67,13 @@ struct milter_mod {		/* one end-of-message request, kept until
 	size_t len;
 };
 
+/* a macro packet kept for the rest of the message */
+struct milter_cached {
+	unsigned char *p;
+	size_t len;
+	int built;
+};
+
 struct milter_sess;
 /* reply handler for the event being waited on */
 typedef void (*milter_reply_fn)(struct milter_sess *,
@@ -108,6 +115,7 @@ struct milter_sess {
 	struct milter_mod *mods;
 	size_t nmods;
 	size_t mods_bytes;
+	struct milter_cached mcache[2];	/* before HEADER, before BODY */
 	int quarantine;			/* 'q' seen in this message */
 	char *quarantine_why;
 };

@@ -16,6 +16,7 @@
 #include "mailbox.h"
 #include "server.h"
 #include "smtp_params.h"
+#include "util.h"
 
 /* Postfix's defaults, by SMFIM_* stage (milter-protocol.md section 6.1) */
 static const char *const defaults[MILTER_STAGES] = {
@@ -123,15 +124,14 @@ list_for(const struct milter_sess *ms, int stage)
 	return ms->def->macros[stage];
 }
 
-int
-milter_send_macros(struct milter_sess *ms, int cmd, int stage)
+/* build - the 'D' packet for event cmd into b; 0 when none is due */
+static int
+build(struct milter_sess *ms, int cmd, int stage, struct milter_buf *b)
 {
 	const char *list = list_for(ms, stage), *p;
 	struct filter_subject *s = ms->call->subj;
 	struct milter_macro m[MACROS_MAX];
 	char names[MACROS_MAX][64], vals[MACROS_MAX][256];
-	unsigned char mem[MILTER_PACKET_MAX];
-	struct milter_buf b;
 	size_t n = 0;
 
 	for (p = list ? list : ""; *p && n < MACROS_MAX; ) {
@@ -152,10 +152,39 @@ milter_send_macros(struct milter_sess *ms, int cmd, int stage)
 		}
 		p += k;
 	}
-	if (n == 0)
-		return 0;
+	/* too long for one packet: not sent */
+	return n > 0 && milter_put_macro(b, cmd, m, n) == 0;
+}
+
+/*
+ * milter_send_macros - the packet before every HEADER and every BODY
+ * chunk of a message is the same each time: built once per message
+ * (ms->mcache, cleared by milter_message_reset) and sent again.
+ */
+int
+milter_send_macros(struct milter_sess *ms, int cmd, int stage)
+{
+	unsigned char mem[MILTER_PACKET_MAX];
+	struct milter_buf b;
+	struct milter_cached *mc = cmd == SMFIC_HEADER ? &ms->mcache[0] :
+	    cmd == SMFIC_BODY ? &ms->mcache[1] : NULL;
+
+	if (mc != NULL && mc->built) {
+		if (mc->len == 0)
+			return 0;
+		milter_buf_init(&b, mc->p, mc->len);
+		b.len = mc->len;
+		return milter_send(ms, &b);
+	}
 	milter_buf_init(&b, mem, sizeof(mem));
-	if (milter_put_macro(&b, cmd, m, n) == -1)
-		return 0;		/* too long for one packet: not sent */
-	return milter_send(ms, &b);
+	if (!build(ms, cmd, stage, &b))
+		b.len = 0;
+	if (mc != NULL) {
+		mc->built = 1;
+		mc->len = b.len;
+		mc->p = b.len ? xmalloc(b.len) : NULL;
+		if (b.len)
+			memcpy(mc->p, b.data, b.len);
+	}
+	return b.len ? milter_send(ms, &b) : 0;
 }

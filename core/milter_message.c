@@ -55,6 +55,10 @@ milter_message_reset(struct milter_sess *ms)
 	ms->mods = NULL;
 	ms->nmods = 0;
 	ms->mods_bytes = 0;
+	for (size_t i = 0; i < nitems(ms->mcache); i++) {
+		free(ms->mcache[i].p);
+		memset(&ms->mcache[i], 0, sizeof(ms->mcache[i]));
+	}
 	ms->quarantine = 0;
 	free(ms->quarantine_why);
 	ms->quarantine_why = NULL;
