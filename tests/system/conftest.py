@@ -18,7 +18,9 @@ import time
 import pytest
 
 import helpers
-from procs import ChildProcess
+# the `milters` fixture (test milters and opendkim), for every test module
+from milter_fixtures import milters  # noqa: F401
+from procs import ChildProcess, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -26,12 +28,6 @@ SLUICED = os.environ.get("SLUICED") or os.path.join(REPO, "build", "sluiced")
 
 START_TIMEOUT = 5.0
 STOP_TIMEOUT = 5.0
-
-
-def free_port(addr="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
 
 
 def default_config(tmp, port):

@@ -66,7 +66,7 @@ import tempfile
 import time
 
 from smtp_sink import tcp_listening, unix_listening
-from procs import ChildProcess
+from procs import ChildProcess, free_port
 
 DOVECOT = "/usr/sbin/dovecot"
 START_TIMEOUT = 10.0
@@ -77,12 +77,6 @@ MAIL_GROUP = "nogroup"
 SUN_PATH_MAX = 107
 # longest socket name Dovecot 2.3 creates under base_dir
 LONGEST_SOCKET = "/token-login/imap-urlauth"
-
-
-def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def lmtp_send(where, sender, rcpts, data, helo="client.test", timeout=5.0):

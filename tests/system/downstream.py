@@ -107,13 +107,6 @@ _ADDR_RE = re.compile(r"^(FROM|TO):\s*<(.*?)>(?=\s|$)\s*(.*)$",
                       re.I | re.S)
 
 
-def free_port(host="127.0.0.1"):
-    """A TCP port free on `host` at the time asked."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def make_cert(tmpdir, cn="localhost", key="ec", days=2):
     """Self-signed certificate for `cn` (and IP 127.0.0.1) made with the
     openssl CLI into tmpdir: (certfile, keyfile). key: "ec" (P-256, fast)

@@ -368,6 +368,22 @@ def log_deliveries(srv, qid, status=None):
             if status is None or e.get("status") == status]
 
 
+def wait_log_events(srv, qid, event, count=1, timeout=10.0):
+    """Bounded wait until `count` event=... lines of qid are logged;
+    returns them."""
+    return wait_for(
+        lambda: (lambda e: e if len(e) >= count else None)(
+            log_events(srv, qid, event)), timeout=timeout,
+        msg=f"{count} event={event} for {qid}; log:\n" + srv.log()[-3000:])
+
+
+def wait_deliveries(srv, qid, count, timeout=10.0):
+    """{recipient: delivery log fields} once `count` delivery lines of qid
+    are logged."""
+    evs = wait_log_events(srv, qid, "delivery", count, timeout)
+    return {e["to"].strip("<>"): e for e in evs}
+
+
 def wait_log_event(srv, qid, event, timeout=10.0):
     """Bounded wait for an event=... line of qid; returns those lines."""
     return wait_for(lambda: log_events(srv, qid, event), timeout=timeout,

@@ -5,9 +5,7 @@ under the test's tmp dir, waited for until the socket accepts, stopped by
 PID at teardown. Plus dkim_verify(): checks a DKIM-Signature against the
 generated key without DNS (python3-dkim).
 
-In a test module:
-
-    from milter_fixtures import milters   # noqa: F401  (the fixture)
+conftest.py makes the fixture known to every test module:
 
     def test_x(make_server, milters):
         m = milters.scripted({"callbacks": {"envrcpt": [

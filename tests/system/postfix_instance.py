@@ -25,7 +25,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from procs import ChildProcess
+from procs import ChildProcess, free_port
 
 POSTFIX = "/usr/sbin/postfix"
 POSTCONF = "/usr/sbin/postconf"
@@ -64,12 +64,6 @@ postlog    unix-dgram n  -       n       -       1       postlogd
 def available():
     return (os.geteuid() == 0 and os.access(POSTFIX, os.X_OK)
             and os.access(POSTCONF, os.X_OK))
-
-
-def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _pid_alive(pid):

@@ -1,7 +1,15 @@
 """Small process and file chores the test fixtures share (stdlib only)."""
 import os
 import signal
+import socket
 import subprocess
+
+
+def free_port(host="127.0.0.1"):
+    """A TCP port free on `host` at the time asked."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def terminate(proc, timeout):

@@ -64,17 +64,11 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from procs import ChildProcess, terminate, unlink_quietly
+from procs import ChildProcess, free_port, terminate, unlink_quietly
 
 SMTP_SINK = "/usr/sbin/smtp-sink"
 START_TIMEOUT = 5.0
 STOP_TIMEOUT = 5.0
-
-
-def free_port(host="127.0.0.1"):
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def tcp_listening(port, host="127.0.0.1"):

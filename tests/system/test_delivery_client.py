@@ -14,6 +14,8 @@ import warnings
 
 from downstream import Downstream, RawServer, make_cert
 from helpers import log_events as events
+from helpers import wait_deliveries as deliveries
+from helpers import wait_log_events as wait_event
 from helpers import check, ehlo, message, queued_id, submit_message, wait_for
 
 STAR = '"*"'            # a YAML key: a bare * would be an alias
@@ -36,19 +38,6 @@ def submit(srv, sender, rcpts, data=None, mail_params="", rcpt_params=None,
     left open)."""
     return submit_message(srv, sender, rcpts, data or (message() + ".\r\n"),
                           mail_params, rcpt_params, c)
-
-
-
-
-def wait_event(srv, qid, event, n=1, timeout=WAIT):
-    return wait_for(lambda: (lambda e: e if len(e) >= n else None)(
-        events(srv, qid, event)), timeout=timeout,
-        msg=f"{n} event={event} for {qid}; log:\n" + srv.log()[-3000:])
-
-
-def deliveries(srv, qid, n, timeout=WAIT):
-    evs = wait_event(srv, qid, "delivery", n, timeout)
-    return {e["to"].strip("<>"): e for e in evs}
 
 
 def verbs(session):

@@ -14,9 +14,10 @@ import time
 
 import pytest
 
-from downstream import (DEFAULT_EXTENSIONS, MALFORMED, Downstream,
-                        RawServer, free_port)
+from downstream import DEFAULT_EXTENSIONS, MALFORMED, Downstream, RawServer
+from procs import free_port
 from helpers import log_events as events
+from helpers import wait_log_events as wait_event
 from helpers import check, submit_message, wait_for
 
 SENDER = "alice@example.test"
@@ -53,8 +54,6 @@ def submit(srv, rcpts, sender=SENDER, token="t", rcpt_params="",
     return submit_message(srv, sender, rcpts, msg, rcpt_params=rcpt_params)
 
 
-
-
 def deliveries(srv, qid, status=None, to=None):
     out = events(srv, qid, "delivery")
     if status is not None:
@@ -70,13 +69,6 @@ def wait_delivery(srv, qid, status, to=None, count=1, timeout=10):
                     timeout=timeout,
                     msg=f"{count} delivery line(s) status={status} "
                         f"to={to} for {qid}; log:\n{srv.log()[-3000:]}")
-
-
-def wait_event(srv, qid, event, count=1, timeout=10):
-    return wait_for(lambda: len(events(srv, qid, event)) >= count
-                    and events(srv, qid, event), timeout=timeout,
-                    msg=f"{count} event={event} for {qid}; log:\n"
-                        + srv.log()[-3000:])
 
 
 def dsn_parts(raw):

@@ -8,7 +8,8 @@ import email
 
 import pytest
 
-from downstream import Downstream, free_port
+from downstream import Downstream
+from procs import free_port
 from dovecot import Dovecot
 from helpers import log_events as events
 from helpers import (check, ehlo, log_deliveries, queued_id, send_data,

@@ -13,6 +13,8 @@ import pytest
 from dns_server import DnsServer
 from downstream import Downstream
 from helpers import log_events as events
+from helpers import wait_deliveries as deliveries
+from helpers import wait_log_events as wait_event
 from helpers import (check, ehlo, message, queued_id, send_data,
                      submit_message, wait_for)
 
@@ -29,20 +31,6 @@ def submit(srv, sender, rcpts, data=None, mail_params="", rcpt_params=None):
     """One message over a raw session; every RCPT must be taken. -> qid"""
     return submit_message(srv, sender, rcpts, data or (message() + ".\r\n"),
                           mail_params, rcpt_params)
-
-
-
-
-def wait_event(srv, qid, event, n=1, timeout=WAIT):
-    return wait_for(lambda: (lambda e: e if len(e) >= n else None)(
-        events(srv, qid, event)), timeout=timeout,
-        msg=f"{n} event={event} for {qid}; log:\n" + srv.log()[-3000:])
-
-
-def deliveries(srv, qid, n, timeout=WAIT):
-    """{recipient: delivery log fields} once n delivery lines are logged."""
-    evs = wait_event(srv, qid, "delivery", n, timeout)
-    return {e["to"].strip("<>"): e for e in evs}
 
 
 def all_rcpts(d):

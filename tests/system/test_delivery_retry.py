@@ -15,7 +15,8 @@ import time
 import pytest
 
 import conftest
-from downstream import Downstream, free_port
+from downstream import Downstream
+from procs import free_port
 from helpers import check, ehlo, queued_id, send_data, wait_for
 from test_delivery_faults import (SENDER, assert_no_leftovers, deliveries,
                                   dsn_parts, dsn_text, events, no_dsn,

@@ -4,12 +4,10 @@ their arguments and macros, and every decision reply acted on at every
 stage. Modifications are in test_milter_client_mods.py, failures in
 test_milter_client_faults.py."""
 import os
-import smtplib
 
 import pytest
 
 import helpers
-from milter_fixtures import milters  # noqa: F401  (fixture)
 
 
 def milter_server(make_server, *ms, **entry):

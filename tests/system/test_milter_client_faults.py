@@ -22,7 +22,6 @@ import time
 import pytest
 
 import helpers
-from milter_fixtures import milters  # noqa: F401  (the fixture)
 from test_lua_support import (as_bytes, dot_stuffed, new_message, no_dns,
                               mail_with, delivered)
 

@@ -5,7 +5,6 @@ replacement, recipients added (also with ESMTP arguments) and deleted,
 sender changed; changes dropped when the final answer refuses the
 message; a modification the filter did not negotiate."""
 import helpers
-from milter_fixtures import milters  # noqa: F401  (fixture)
 from test_milter_client import milter_server, msg, send
 
 

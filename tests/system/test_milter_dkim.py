@@ -6,7 +6,6 @@ DNS (milter_fixtures.dkim_verify)."""
 import re
 
 import helpers
-from milter_fixtures import milters  # noqa: F401  (the fixture)
 from test_lua_support import (script_file, new_message, send, mail_with,
                               header_values, no_dns)
 

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from milter_fixtures import dkim_verify, milters  # noqa: F401
+from milter_fixtures import dkim_verify
 
 MILTERTEST = shutil.which("miltertest", path="/usr/bin:/usr/sbin")
 needs_miltertest = pytest.mark.skipif(MILTERTEST is None,
