@@ -199,6 +199,8 @@ int	conf_network_match(const struct conf_network *,
    closest ".parent", then "*" when !local); NULL when none applies */
 const struct route_spec *conf_route_find(const struct config *,
 	    const char *domain, int local);
+/* conf_is_local_domain - domain is one of domains.local (any case) */
+int	conf_is_local_domain(const struct config *, const char *domain);
 /* conf_transport_find - transports: NAME, or NULL */
 const struct route_spec *conf_transport_find(const struct config *,
 	    const char *name);

@@ -149,7 +149,6 @@ void	conf_delivery_free(struct config *);
 int	 conf_parse_uint(const char *, unsigned long long,
 	    unsigned long long *);
 int	 conf_valid_domain(const char *);
-int	 conf_is_local_domain(const struct config *, const char *);
 int	 conf_valid_local_part(const char *, size_t);
 char	*conf_lower(char *);
 

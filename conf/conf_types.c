@@ -14,6 +14,7 @@
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conf.h"
 #include "conf_priv.h"
@@ -317,14 +318,13 @@ conf_lower(char *s)
 	return s;
 }
 
-/* conf_is_local_domain - d is one of domains.local (both lower case) */
 int
 conf_is_local_domain(const struct config *cf, const char *d)
 {
 	size_t	 i;
 
-	for (i = 0; i < cf->nlocal_domains; i++)
-		if (strcmp(cf->local_domains[i], d) == 0)
+	for (i = 0; d != NULL && i < cf->nlocal_domains; i++)
+		if (strcasecmp(cf->local_domains[i], d) == 0)
 			return 1;
 	return 0;
 }

@@ -6,14 +6,12 @@
  */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "conf.h"
 #include "conf_filter.h"
 #include "envelope.h"
 #include "filter.h"
 #include "milter_client.h"
-#include "mailbox.h"
 #include "server.h"
 #include "smtp_params.h"
 #include "util.h"
@@ -44,20 +42,6 @@ domain_of(const char *addr)
 	const char *at = addr ? strrchr(addr, '@') : NULL;
 
 	return at ? at + 1 : NULL;
-}
-
-/* is_local - the server's table; sluicectl replay has only the config */
-static int
-is_local(const char *domain)
-{
-	const struct config *cf = server.conf;
-
-	if (server.mailboxes != NULL)
-		return mailbox_domain_is_local(server.mailboxes, domain);
-	for (size_t i = 0; domain != NULL && i < cf->nlocal_domains; i++)
-		if (strcasecmp(cf->local_domains[i], domain) == 0)
-			return 1;
-	return 0;
 }
 
 /* value - of macro name (as configured: "j", "{daemon_name}") or NULL */
@@ -109,7 +93,8 @@ value(const char *name, struct filter_subject *s, char *buf, size_t len)
 	if (strcmp(name, "{rcpt_host}") == 0)
 		return domain_of(s->rcpt);
 	if (strcmp(name, "{rcpt_mailer}") == 0 && s->rcpt != NULL)
-		return is_local(domain_of(s->rcpt)) ? "local" : "smtp";
+		return conf_is_local_domain(cf, domain_of(s->rcpt)) ?
+		    "local" : "smtp";
 	return NULL;
 }
 

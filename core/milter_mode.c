@@ -26,7 +26,6 @@
 #include "filter.h"
 #include "log.h"
 #include "loop.h"
-#include "mailbox.h"
 #include "milter_mode.h"
 #include "milter_mode_int.h"
 #include "mime.h"
@@ -307,8 +306,6 @@ milter_mode_run(const char *socket)
 		fatalx("event=init error=\"bad milter socket %s: use unix:/path "
 		    "or inet:port@host\"", socket);
 	server.nlisteners = 0;		/* workers accept nothing */
-	/* no local delivery, but filters may ask what is local */
-	server.mailboxes = mailbox_table_new(c);
 	server.nworkers = c->workers ? c->workers :
 	    (ncpu > 0 ? (unsigned)ncpu : 1);
 	if ((server.pipeline = pipeline_build(c, server.nworkers, err,
@@ -342,8 +339,6 @@ milter_mode_run(const char *socket)
 	workers_exit();
 	pipeline_unref(server.pipeline);
 	server.pipeline = NULL;
-	mailbox_table_free(server.mailboxes);
-	server.mailboxes = NULL;
 	free(conn);
 	log_info("event=stopped");
 	return 0;
