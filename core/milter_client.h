@@ -25,16 +25,14 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "filter.h"
 #include "milter_proto.h"
-#include "sluice_plugin.h"
 
 struct bufferevent;
 struct conf_milter;
 struct event;
 struct event_base;
-struct filter;
 struct filter_subject;
-struct sluice_call;
 
 /* milter_addr.c: 0, or -1 with a reason in err */
 int	milter_addr_parse(const char *spec, struct sockaddr_storage *,
@@ -94,11 +92,9 @@ struct milter_sess {
 	int in_tx;		/* MAIL was sent: ABORT due at the end */
 	int tx_done;		/* decided this message: no more events */
 	int helo_sent;
-	int refused;		/* said no at connect/helo: refused_v ... */
-	enum sluice_verdict refused_v;	/* ... for every later command */
-	int refused_code;
-	char refused_enh[16];
-	char refused_text[512];
+	struct verdict refused;	/* said no at connect/helo: this verdict
+				   for every later command (kind continue:
+				   none) */
 	int busy;		/* inside one of our libevent callbacks */
 	int dead;		/* freed while busy: free on the way out */
 	uint32_t version, actions, protocol;	/* negotiated */

@@ -107,13 +107,8 @@ scope_closed(struct milter_sess *ms, enum sluice_stage st)
 			return;
 		/* a refusal holds for every later command (as Postfix):
 		   saying HELO again does not get around it */
-		ms->refused = 1;
-		ms->refused_v = v->kind;
-		ms->refused_code = v->code;
-		snprintf(ms->refused_enh, sizeof(ms->refused_enh), "%s",
-		    v->enhanced);
-		snprintf(ms->refused_text, sizeof(ms->refused_text), "%s",
-		    v->text);
+		ms->refused = *v;
+		ms->refused.reply = NULL;	/* the call's, freed with it */
 	} else if (st != SLUICE_ON_RCPT)
 		ms->tx_done = 1;
 }
@@ -456,10 +451,9 @@ milter_call(struct sluice_call *c)
 		failed_before(c);
 		return;
 	}
-	if (ms->refused) {
+	if (ms->refused.kind != SLUICE_CONTINUE) {
 		if (c->stage != SLUICE_ON_HELO)
-			call_set_verdict(c, ms->refused_v, ms->refused_code,
-			    ms->refused_enh, ms->refused_text);
+			c->verdict = ms->refused;
 		call_finish(c);
 		return;
 	}
