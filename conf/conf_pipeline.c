@@ -207,20 +207,25 @@ static const struct conf_key filter_keys[] = {
 	{ NULL,		NULL,		   0,		 0, 0,	NULL },
 };
 
-/* default_name - "lua:spam" from lua/filters/spam.lua, or the plugin's */
+/*
+ * default_name - "lua:spam" from lua/filters/spam.lua, "plugin:dnsbl",
+ * "milter:opendkim" from unix:/run/opendkim/opendkim.sock; a TCP milter
+ * keeps its whole address ("milter:inet:127.0.0.1:8891")
+ */
 static char *
 default_name(const struct conf_filter *f)
 {
+	static const char *const kinds[] = { "plugin", "lua", "milter" };
 	const char *base = strrchr(f->target, '/');
 	char *n;
 	size_t len;
 
 	base = base ? base + 1 : f->target;
-	len = strcspn(base, ".");
+	len = base == f->target && f->kind == FILTER_MILTER ? strlen(base) :
+	    strcspn(base, ".");
 	if ((n = malloc(len + 8)) == NULL)
 		return NULL;
-	snprintf(n, len + 8, "%s:%.*s", f->kind == FILTER_LUA ? "lua" :
-	    "plugin", (int)len, base);
+	snprintf(n, len + 8, "%s:%.*s", kinds[f->kind], (int)len, base);
 	return n;
 }
 
@@ -256,23 +261,6 @@ check_keys(struct conf_loader *ld, const struct ynode *item,
 			    "default_action and timeouts)" : "");
 	}
 	return 0;
-}
-
-/* milter_name - "milter:opendkim" from unix:/run/opendkim/opendkim.sock */
-static char *
-milter_name(const struct conf_filter *f)
-{
-	const char *p = f->target, *slash = strrchr(p, '/');
-	size_t len;
-	char *n;
-
-	if (slash != NULL)
-		p = slash + 1;
-	len = strcspn(p, ".");
-	if ((n = malloc(len + 8)) == NULL)
-		return NULL;
-	snprintf(n, len + 8, "milter:%.*s", (int)len, p);
-	return n;
 }
 
 int
@@ -313,8 +301,7 @@ conf_set_pipeline(struct conf_loader *ld, const struct conf_key *k,
 			    "to lua entries only");
 		if (check_keys(ld, item, f) == -1)
 			return -1;
-		if (f->name == NULL && (f->name = f->kind == FILTER_MILTER ?
-		    milter_name(f) : default_name(f)) == NULL)
+		if (f->name == NULL && (f->name = default_name(f)) == NULL)
 			return conf_error(ld, item, "out of memory");
 	}
 	return 0;
