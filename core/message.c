@@ -304,6 +304,24 @@ message_field_text(const struct message *m, size_t i, size_t *len)
 	return h->value;		/* rendered after ": " */
 }
 
+char *
+message_field_milter(const struct message *m, size_t i, int exact)
+{
+	size_t len, o = 0;
+	const char *t = message_field_text(m, i, &len);
+	char *v = xmalloc(len + 2);
+
+	if (m->hdrs[i].raw_len == 0 && m->hdrs[i].raw == NULL)
+		v[o++] = ' ';		/* rendered as "Name: value" */
+	for (size_t k = 0; k < len; k++)
+		if (t[k] != '\r' || k + 1 >= len || t[k + 1] != '\n')
+			v[o++] = t[k];	/* CRLF folds become LF */
+	v[o] = '\0';
+	if (!exact && v[0] == ' ')
+		memmove(v, v + 1, o);
+	return v;
+}
+
 int
 message_replace_body(struct message *m, const char *body, size_t len)
 {

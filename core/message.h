@@ -71,6 +71,12 @@ int	message_change_raw(struct message *, const char *name, size_t nth,
 /* message_field_text - the text after the colon of field i, without its
    final CRLF, folds as in the message; *len its length */
 const char *message_field_text(const struct message *, size_t i, size_t *len);
+/*
+ * message_field_milter - field i's value as the milter protocol carries
+ * it, malloc'ed: folds as LF; with exact (SMFIP_HDR_LEADSPC) the text
+ * after the colon as written, else without one leading space
+ */
+char	*message_field_milter(const struct message *, size_t i, int exact);
 
 /* message_render - the message with all changes, malloc'ed */
 char	*message_render(const struct message *, size_t *len);

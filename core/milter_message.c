@@ -68,26 +68,6 @@ milter_message_reset(struct milter_sess *ms)
 static void content_reply(struct milter_sess *, const struct milter_reply *);
 static void eob_reply(struct milter_sess *, const struct milter_reply *);
 
-/* header_value - what the filter gets as the value of field i */
-static char *
-header_value(const struct milter_sess *ms, const struct message *m,
-    size_t i)
-{
-	size_t len, o = 0;
-	const char *t = message_field_text(m, i, &len);
-	char *v = xmalloc(len + 2);
-
-	if (m->hdrs[i].raw_len == 0 && m->hdrs[i].raw == NULL)
-		v[o++] = ' ';		/* rendered as "Name: value" */
-	for (size_t k = 0; k < len; k++)
-		if (t[k] != '\r' || k + 1 >= len || t[k + 1] != '\n')
-			v[o++] = t[k];	/* CRLF folds become LF */
-	v[o] = '\0';
-	if (!(ms->protocol & SMFIP_HDR_LEADSPC) && v[0] == ' ')
-		memmove(v, v + 1, o);
-	return v;
-}
-
 /* send_header - 1 sent, 0 nothing left to send, -1 failed */
 static int
 send_header(struct milter_sess *ms, struct message *m)
@@ -101,7 +81,8 @@ send_header(struct milter_sess *ms, struct message *m)
 		ms->hdr_i++;
 	if (ms->hdr_i >= m->nhdrs)
 		return 0;
-	v = header_value(ms, m, ms->hdr_i);
+	v = message_field_milter(m, ms->hdr_i,
+	    (ms->protocol & SMFIP_HDR_LEADSPC) != 0);
 	size_t cap = 5 + strlen(m->hdrs[ms->hdr_i].name) + 1 + strlen(v) + 1;
 	if (cap > MILTER_PACKET_MAX)
 		cap = MILTER_PACKET_MAX;	/* the encoder refuses it */

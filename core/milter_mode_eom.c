@@ -98,16 +98,6 @@ find(const struct orig *o, size_t n, size_t off)
 	return -1;
 }
 
-/* hval - the value as the MTA wants it: with its blank under LEADSPC */
-static char *
-hval(const struct mconn *c, const char *v)
-{
-	char *s;
-
-	xasprintf(&s, "%s%s", c->leadspc ? " " : "", v);
-	return s;
-}
-
 static int
 allowed(const struct mconn *c, unsigned long action, const char *what,
     struct counts *n)
@@ -156,7 +146,7 @@ apply_headers(SMFICTX *ctx, struct mconn *c, struct orig *o, size_t no,
 			o[k].used = 1;
 			if (strcmp(h->value, o[k].value) != 0 &&
 			    allowed(c, SMFIF_CHGHDRS, "chgheader", n)) {
-				v = hval(c, h->value);
+				v = message_field_milter(m, i, c->leadspc);
 				check(c, smfi_chgheader(ctx, o[k].name,
 				    (int)o[k].nth, v), "chgheader");
 				free(v);
@@ -180,7 +170,7 @@ apply_headers(SMFICTX *ctx, struct mconn *c, struct orig *o, size_t no,
 		const struct msg_header *h = &m->hdrs[i];
 		if (from[i] >= 0 || !allowed(c, SMFIF_ADDHDRS, "addheader", n))
 			continue;
-		v = hval(c, h->value);
+		v = message_field_milter(m, i, c->leadspc);
 		if (any_orig && i < last)
 			check(c, smfi_insheader(ctx, (int)i +
 			    (c->hidden_received && i > 0), h->name, v),

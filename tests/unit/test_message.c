@@ -232,6 +232,16 @@ test_raw_fields(void **state)
 	assert_int_equal(message_insert_raw(&m, 0, "X Y", " a"), -1);
 	assert_int_equal(message_change_raw(&m, "Subject", 0, "\r\n"), -1);
 	assert_int_equal(m.nhdrs, 4);
+	/* as a milter sees them: folds as LF, one space less unless exact */
+	char *v = message_field_milter(&m, 0, 1);
+	assert_string_equal(v, " v=1;\n\tb=abc");
+	free(v);
+	v = message_field_milter(&m, 0, 0);
+	assert_string_equal(v, "v=1;\n\tb=abc");
+	free(v);
+	v = message_field_milter(&m, 2, 1);	/* subject:new */
+	assert_string_equal(v, "new");
+	free(v);
 	message_clear(&m);
 }
 
