@@ -17,7 +17,6 @@
  * The verdict of each stage becomes the answer in milter_mode_reply.c.
  * Thread: the connection's libmilter thread.
  */
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,18 +71,8 @@ client_of(struct mconn *c, const struct sockaddr *sa)
 	char buf[INET6_ADDRSTRLEN];
 
 	c->port = 0;
-	if (sa != NULL && sa->sa_family == AF_INET) {
-		const struct sockaddr_in *in = (const void *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
-		c->port = ntohs(in->sin_port);
-		c->addr = xstrdup(buf);
-	} else if (sa != NULL && sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *in6 = (const void *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
-		c->port = ntohs(in6->sin6_port);
-		c->addr = xstrdup(buf);
-	} else
-		c->addr = xstrdup("unknown");
+	c->addr = xstrdup(sa != NULL && sockaddr_text(sa, buf, sizeof(buf),
+	    &c->port) == 0 ? buf : "unknown");
 }
 
 static sfsistat

@@ -8,7 +8,6 @@
  * the session waits for an answer (SS_WAITING) or while the client is not
  * reading its replies (SS_OUTFULL), so neither buffer grows without bound.
  */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -496,25 +495,6 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	}
 }
 
-static void
-peer_format(struct smtp_session *s, const struct sockaddr *sa)
-{
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)sa;
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], s->addr,
-			    sizeof(s->addr));
-		else
-			inet_ntop(AF_INET6, &s6->sin6_addr, s->addr,
-			    sizeof(s->addr));
-		s->port = ntohs(s6->sin6_port);
-	} else {
-		const struct sockaddr_in *s4 = (const void *)sa;
-		inet_ntop(AF_INET, &s4->sin_addr, s->addr, sizeof(s->addr));
-		s->port = ntohs(s4->sin_port);
-	}
-}
-
 void
 session_accept(struct worker *w, const struct conf_listener *l, int fd,
     const struct sockaddr *sa, socklen_t salen)
@@ -526,7 +506,7 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 	s->worker = w;
 	s->listener = l;
 	memcpy(&s->peer, sa, salen);
-	peer_format(s, sa);
+	sockaddr_text(sa, s->addr, sizeof(s->addr), &s->port);
 	for (size_t i = 0; i < server.conf->ntrusted_networks; i++)
 		if (conf_network_match(&server.conf->trusted_networks[i], sa))
 			s->trusted = 1;

@@ -343,6 +343,29 @@ sockaddr_numeric(const char *addr, uint16_t port, struct sockaddr_storage *ss,
 	return -1;
 }
 
+int
+sockaddr_text(const struct sockaddr *sa, char *buf, size_t len,
+    unsigned *port)
+{
+	if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], buf,
+			    (socklen_t)len);
+		else
+			inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+		*port = ntohs(s6->sin6_port);
+		return 0;
+	}
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+		inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
+		*port = ntohs(s4->sin_port);
+		return 0;
+	}
+	return -1;
+}
+
 /* fnv1a - the FNV-1a hash of n bytes, for the hash tables */
 uint32_t
 fnv1a(const void *p, size_t n)

@@ -36,6 +36,11 @@ struct sockaddr_storage;
    address; 0, or -1 when addr is not one */
 int	 sockaddr_numeric(const char *addr, uint16_t port,
 	    struct sockaddr_storage *, unsigned *len);
+struct sockaddr;
+/* sockaddr_text - an IPv4/IPv6 socket address as text (an IPv4-mapped
+   IPv6 one as IPv4) and its port; -1 for other families */
+int	 sockaddr_text(const struct sockaddr *, char *buf, size_t len,
+	    unsigned *port);
 size_t	 utf8_seq(const unsigned char *, size_t n);
 
 uint64_t now_usec(void);		/* wall clock, microseconds */
