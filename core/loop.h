@@ -10,6 +10,7 @@
 #ifndef SLUICE_LOOP_H
 #define SLUICE_LOOP_H
 
+struct bufferevent;
 struct event_base;
 struct loop;
 
@@ -25,5 +26,13 @@ void	loop_run(struct loop *);	/* run in the calling thread */
 void	loop_exit(struct loop *);	/* thread-safe: stop after this round */
 void	loop_join(struct loop *);
 void	loop_free(struct loop *);
+
+/*
+ * bev_write_now - write what a socket bufferevent's output holds straight
+ * to its socket, now, without a turn of the loop (the bufferevent keeps
+ * that side of the buffer frozen for anyone else); what the socket does
+ * not take stays queued
+ */
+void	bev_write_now(struct bufferevent *);
 
 #endif

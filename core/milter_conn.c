@@ -26,6 +26,7 @@
 #include "envelope.h"
 #include "filter.h"
 #include "log.h"
+#include "loop.h"
 #include "milter_client.h"
 #include "util.h"
 
@@ -401,10 +402,9 @@ milter_close(struct milter_sess *ms)
 
 		milter_buf_init(&b, mem, sizeof(mem));
 		milter_put_quit(&b);
-		evbuffer_unfreeze(out, 1);	/* the bufferevent froze it */
 		evbuffer_add_buffer(out, ms->held);
 		evbuffer_add(out, b.data, b.len);
-		evbuffer_write(out, bufferevent_getfd(ms->bev));
+		bev_write_now(ms->bev);
 	}
 	shut(ms);
 }

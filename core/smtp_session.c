@@ -69,13 +69,7 @@ session_flush(struct smtp_session *s)
 		bufferevent_enable(s->bev, EV_WRITE);
 		return;
 	}
-	if (evbuffer_get_length(out) > 0) {
-		/* a socket bufferevent keeps the drain side of its output
-		   frozen for anyone else: thaw it for this write */
-		evbuffer_unfreeze(out, 1);
-		evbuffer_write(out, bufferevent_getfd(s->bev));
-		evbuffer_freeze(out, 1);
-	}
+	bev_write_now(s->bev);
 	if (evbuffer_get_length(out) > 0)	/* partial, EAGAIN or error: */
 		bufferevent_enable(s->bev, EV_WRITE);	/* libevent goes on */
 }
