@@ -489,6 +489,7 @@ set_defaults(struct conf_loader *ld)
 	cf->retry.max_interval = 60 * 60;
 	cf->retry.lifetime = 5 * 24 * 60 * 60;
 	cf->retry.warn_after = 4 * 60 * 60;
+	conf_auth_defaults(cf);
 	cf->limits.message_size = 35 * 1024 * 1024;
 	cf->limits.recipients = 1000;
 	cf->limits.line_length = 1000;
@@ -563,6 +564,7 @@ conf_free(struct config *cf)
 
 	if (cf == NULL)
 		return;
+	conf_tls_free(cf);
 	for (i = 0; i < cf->nlisteners; i++) {
 		free(cf->listeners[i].name);
 		free(cf->listeners[i].address);

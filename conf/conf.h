@@ -30,11 +30,40 @@ enum listener_role {
 	ROLE_SUBMISSIONS,
 };
 
+enum tls_mode {			/* listeners: tls.mode */
+	TLS_MODE_NONE,			/* no TLS */
+	TLS_MODE_OPTIONAL,		/* STARTTLS offered */
+	TLS_MODE_REQUIRED,		/* STARTTLS before MAIL (530 5.7.0) */
+	TLS_MODE_IMPLICIT,		/* TLS from the first byte (port 465) */
+};
+
+struct conf_tls_server {		/* listeners: tls: {...} */
+	enum tls_mode mode;
+	char *cert;			/* PEM chain, absolute path */
+	char *key;			/* PEM private key, absolute path */
+};
+
+enum auth_mode {			/* listeners: auth */
+	AUTH_MODE_NONE,			/* AUTH not offered */
+	AUTH_MODE_OPTIONAL,		/* offered under TLS */
+	AUTH_MODE_REQUIRED,		/* and needed before MAIL (530 5.7.0) */
+};
+
 struct conf_listener {
 	char *name;
 	char *address;		/* textual, as configured ("127.0.0.1", "::1") */
 	uint16_t port;
 	enum listener_role role;
+	struct conf_tls_server tls;
+	enum auth_mode auth;
+	int auth_set;		/* auth: given (else by role) */
+};
+
+struct conf_auth {			/* auth: {...} */
+	char *users_file;		/* "user:crypt-hash" lines, or NULL */
+	unsigned max_failures;		/* per client IP in failure_window */
+	unsigned failure_window;	/* seconds */
+	unsigned failure_delay;		/* seconds added per failure, capped */
 };
 
 struct conf_network {		/* a CIDR block, IPv4 or IPv6 */
@@ -169,6 +198,7 @@ struct config {
 	char *mailbox_users_file;	/* absolute, or NULL */
 	char *postmaster;		/* mailbox for <postmaster>, or NULL */
 
+	struct conf_auth auth;
 	struct conf_limits limits;
 	struct conf_retry retry;
 	struct conf_retry_domain *retry_domains;

@@ -123,6 +123,16 @@ struct conf_filter;
 void	conf_milter_defaults(struct conf_filter *);
 void	conf_milter_free(struct conf_filter *);
 
+/* conf_tls.c: listeners' tls: and auth:, the top-level auth: */
+extern const struct conf_key conf_listener_tls_keys[];
+extern const struct conf_key conf_auth_keys[];
+int	conf_set_listener_auth(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+int	conf_check_listener_tls(struct conf_loader *, const struct ynode *,
+	    struct conf_listener *);
+void	conf_auth_defaults(struct config *);
+void	conf_tls_free(struct config *);
+
 /* conf_users.c */
 int	conf_users_finish(struct conf_loader *);
 

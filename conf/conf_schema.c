@@ -4,7 +4,7 @@
  * API: conf_top_keys[] (walked by conf_load()), conf_schema_finish() for the
  * checks that need the whole file; see conf_priv.h.
  * Each row names a key, its setter and where the value goes. Keys of
- * features not written yet (tls, auth, metrics) have a row whose setter
+ * features not written yet (metrics) have a row whose setter
  * says so, rather than being silently ignored. The tables of delivery:,
  * bounce:, control: and retry: are in conf_delivery.c, the routing keys in
  * conf_routes.c.
@@ -80,8 +80,9 @@ static const struct conf_key listener_keys[] = {
 	{ "address",	set_address,	LST(address),	0, 0,	  NULL },
 	{ "port",	conf_set_uint16, LST(port),	1, 65535, NULL },
 	{ "role",	set_role,	LST(role),	0, 0,	  NULL },
-	{ "tls",	conf_set_unsupported, 0,	0, 0,	  NULL },
-	{ "auth",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "tls",	conf_set_section, LST(tls),	0, 0,
+	    conf_listener_tls_keys },
+	{ "auth",	conf_set_listener_auth, 0,	0, 0,	  NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
 
@@ -160,7 +161,7 @@ const struct conf_key conf_top_keys[] = {
 	{ "delivery",	conf_set_delivery, 0,		0, 0,	  NULL },
 	{ "bounce",	conf_set_section, CF(bounce),	0, 0, conf_bounce_keys },
 	{ "dns",	conf_set_section, CF(dns),	0, 0,	  dns_keys },
-	{ "auth",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "auth",	conf_set_section, CF(auth),	0, 0, conf_auth_keys },
 	{ "pipeline",	conf_set_pipeline, 0,		0, 0,	  NULL },
 	{ "plugin_dir",	conf_set_path,	CF(plugin_dir),	0, 0,	  NULL },
 	{ "metrics",	conf_set_unsupported, 0,	0, 0,	  NULL },
@@ -297,7 +298,8 @@ set_role(struct conf_loader *ld, const struct conf_key *k,
 static int
 check_listener(struct conf_loader *ld, const struct ynode *list, size_t i)
 {
-	const struct conf_listener	*l = &ld->cf->listeners[i], *o;
+	struct conf_listener		*l = &ld->cf->listeners[i];
+	const struct conf_listener	*o;
 	const struct ynode		*item = list->kids[i];
 	unsigned char			 a[16], b[16];
 	size_t				 j;
@@ -311,6 +313,8 @@ check_listener(struct conf_loader *ld, const struct ynode *list, size_t i)
 	if (l->port == 0)
 		return conf_error(ld, item, "listener '%s' has no 'port'",
 		    l->name);
+	if (conf_check_listener_tls(ld, item, l) == -1)
+		return -1;
 	fa = address_bytes(l->address, a);
 	for (j = 0; j < i; j++) {
 		o = &ld->cf->listeners[j];

@@ -42,6 +42,7 @@
 #include "qmgr.h"
 #include "queue.h"
 #include "server.h"
+#include "tls_server.h"
 #include "util.h"
 
 #define DEFAULT_CONF	"conf/sluice.yaml"
@@ -118,6 +119,9 @@ start(void)
 	if (listen_all(c, &server.listeners, &server.nlisteners, err,
 	    sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
+	/* keys are read before privileges go (they may be root's only) */
+	if (tls_server_init(c, err, sizeof(err)) == -1)
+		fatalx("event=init error=%s", log_q(err));
 	if (queue_open(c->spool, err, sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
 	drop_privileges(c, 1);
@@ -165,6 +169,7 @@ stop(void)
 	loop_free(server.qmgr);
 	mailbox_table_free(server.mailboxes);
 	reload_free();
+	tls_server_free();
 	queue_close();
 	dirsync_path_clear();
 	free(server.listeners);
@@ -232,7 +237,8 @@ main(int argc, char *argv[])
 	if (check) {
 		struct pipeline *p;
 		mime_global_init();
-		if ((p = pipeline_build(server.conf, 1, err, sizeof(err))) == NULL) {
+		if (tls_server_check(server.conf, err, sizeof(err)) == -1 ||
+		    (p = pipeline_build(server.conf, 1, err, sizeof(err))) == NULL) {
 			fprintf(stderr, "sluiced: %s\n", err);
 			return 1;
 		}

@@ -2,7 +2,8 @@
  * reload.c - SIGHUP: read the configuration again, build the pipeline
  * again (Lua scripts re-read and compiled, plugins reloaded), and switch
  * to them without dropping a session: sessions keep the pipeline they
- * started with, new ones get the new one.
+ * started with, new ones get the new one. TLS certificates and keys are
+ * loaded again too (tls_server.h): new handshakes use the new ones.
  *
  * Anything wrong (a YAML error, a Lua syntax error, a plugin that does not
  * load) refuses the whole reload with one log line; the old configuration
@@ -22,6 +23,7 @@
 #include "log.h"
 #include "mailbox.h"
 #include "server.h"
+#include "tls_server.h"
 #include "util.h"
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -80,6 +82,7 @@ server_reload(void)
 	struct config *nc;
 	struct pipeline *np, *op;
 	struct mailbox_table *mb;
+	struct tls_server_set *tls;
 	char err[1024];
 
 	if ((nc = conf_load(server.conf->path, err, sizeof(err))) == NULL) {
@@ -96,7 +99,12 @@ server_reload(void)
 			pipeline_unref(np);
 			goto refuse;
 		}
+	if ((tls = tls_server_prepare(nc, err, sizeof(err))) == NULL) {
+		pipeline_unref(np);
+		goto refuse;
+	}
 	keep_bound(nc, server.conf);
+	tls_server_commit(tls);		/* new handshakes: new certificates */
 	mb = mailbox_table_new(nc);
 	struct retired *r = xcalloc(1, sizeof(*r));
 

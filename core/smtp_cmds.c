@@ -71,6 +71,8 @@ helo_reply(struct smtp_session *s)
 	session_reply(s, "250-ENHANCEDSTATUSCODES");
 	session_reply(s, "250-SMTPUTF8");
 	session_reply(s, "250-CHUNKING");
+	if (smtp_tls_offered(s))
+		session_reply(s, "250-STARTTLS");
 	session_reply(s, "250 DSN");
 }
 
@@ -429,11 +431,27 @@ static const cmd_fn commands[] = {
 	[CMD_VRFY] = cmd_vrfy,
 	[CMD_EXPN] = cmd_expn,
 	[CMD_HELP] = cmd_help,
-	[CMD_STARTTLS] = cmd_not_offered,
+	[CMD_STARTTLS] = smtp_cmd_starttls,
 	[CMD_AUTH] = cmd_not_offered,
 	[CMD_ETRN] = cmd_not_offered,
 	[CMD_HTTP] = cmd_http,
 };
+
+/* tls_needed - tls.mode required: only these commands before STARTTLS */
+static int
+tls_needed(const struct smtp_session *s, enum smtp_verb verb)
+{
+	if (s->tls || s->listener->tls.mode != TLS_MODE_REQUIRED)
+		return 0;
+	switch (verb) {
+	case CMD_HELO: case CMD_EHLO: case CMD_STARTTLS: case CMD_NOOP:
+	case CMD_RSET: case CMD_QUIT: case CMD_HELP: case CMD_HTTP:
+	case CMD_UNKNOWN:
+		return 0;
+	default:
+		return 1;
+	}
+}
 
 void
 smtp_dispatch(struct smtp_session *s, char *line, size_t len)
@@ -453,6 +471,10 @@ smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 	    cmd.verb != CMD_RSET && cmd.verb != CMD_NOOP &&
 	    cmd.verb != CMD_QUIT && cmd.verb != CMD_DATA) {
 		refuse(s, "503 5.5.1 Error: BDAT transaction in progress");
+		return;
+	}
+	if (tls_needed(s, cmd.verb)) {
+		refuse(s, "530 5.7.0 Must issue a STARTTLS command first");
 		return;
 	}
 	commands[cmd.verb](s, cmd.args);

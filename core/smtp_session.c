@@ -41,7 +41,6 @@ static const char *const state_names[] = {
 static void session_process(struct smtp_session *);
 static void session_destroy(struct smtp_session *);
 static void on_read(struct bufferevent *, void *);
-static void session_continue(struct smtp_session *);
 static void on_flushed(struct bufferevent *, void *);
 static void on_written(struct bufferevent *, void *);
 static void on_event(struct bufferevent *, short, void *);
@@ -223,7 +222,8 @@ session_close(struct smtp_session *s, const char *reason)
 	bufferevent_disable(s->bev, EV_READ);
 	if (s->flags & SS_INPROC)
 		return;			/* session_process() finishes it */
-	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	if (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 ||
+	    (s->flags & SS_HANDSHAKE))	/* no way to say anything */
 		session_destroy(s);
 	else
 		watch_output(s, 0);
@@ -238,7 +238,7 @@ session_wait(struct smtp_session *s)
 }
 
 /* session_continue - read and process input again, unless closing */
-static void
+void
 session_continue(struct smtp_session *s)
 {
 	if (s->flags & (SS_CLOSE | SS_DEAD))
@@ -427,7 +427,8 @@ session_process(struct smtp_session *s)
 		return;
 	s->flags |= SS_INPROC;
 	do {
-		if (s->flags & (SS_WAITING | SS_CLOSE | SS_OUTFULL))
+		if (s->flags & (SS_WAITING | SS_CLOSE | SS_OUTFULL |
+		    SS_HANDSHAKE))
 			break;
 		if (output_full(s))
 			break;
@@ -445,7 +446,8 @@ session_process(struct smtp_session *s)
 	if (s->flags & SS_DEAD)
 		session_destroy(s);
 	else if ((s->flags & SS_CLOSE) &&
-	    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+	    (evbuffer_get_length(bufferevent_get_output(s->bev)) == 0 ||
+	    (s->flags & SS_HANDSHAKE)))
 		session_destroy(s);
 	else if (s->flags & SS_CLOSE)
 		watch_output(s, 0);
@@ -464,7 +466,18 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	struct smtp_session *s = arg;
 
 	(void)bev;
+	if (what & BEV_EVENT_CONNECTED) {	/* the TLS handshake is done */
+		smtp_tls_established(s);
+		return;
+	}
 	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->flags & SS_HANDSHAKE) {	/* nothing to say in clear */
+			log_info("session=%016llx event=tls-failed client=%s "
+			    "reason=\"handshake timeout\"",
+			    (unsigned long long)s->id, s->addr);
+			session_destroy(s);
+			return;
+		}
 		if (s->flags & SS_CLOSE) {	/* client never read */
 			session_destroy(s);
 			return;
@@ -480,6 +493,8 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+		if (s->flags & SS_HANDSHAKE)
+			smtp_tls_failed(s, what);
 		if (s->tx != NULL && (s->state == SMTP_DATA ||
 		    s->state == SMTP_BDAT))
 			log_info("qid=%s session=%016llx event=abort "
@@ -494,7 +509,6 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
     const struct sockaddr *sa, socklen_t salen)
 {
 	struct smtp_session *s = xcalloc(1, sizeof(*s));
-	struct timeval idle = { server.conf->limits.idle_timeout, 0 };
 
 	s->id = atomic_fetch_add(&server.next_session_id, 1);
 	s->worker = w;
@@ -504,16 +518,12 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 	for (size_t i = 0; i < server.conf->ntrusted_networks; i++)
 		if (conf_network_match(&server.conf->trusted_networks[i], sa))
 			s->trusted = 1;
-	s->bev = bufferevent_socket_new(loop_base(w->loop), fd,
-	    BEV_OPT_CLOSE_ON_FREE);
 	s->cmd_timer = evtimer_new(loop_base(w->loop), on_cmd_timeout, s);
 	s->flush_ev = event_new(loop_base(w->loop), -1, 0, on_flush, s);
-	bufferevent_setcb(s->bev, on_read, on_written, on_event, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, INPUT_HIGH);
-	bufferevent_set_timeouts(s->bev, &idle, &idle);
-	bufferevent_disable(s->bev, EV_WRITE);	/* see session_flush() */
-	s->direct_write = 1;
-	bufferevent_enable(s->bev, EV_READ);
+	if (l->tls.mode != TLS_MODE_IMPLICIT ||
+	    smtp_tls_implicit(s, fd) == -1)
+		session_use_bev(s, bufferevent_socket_new(loop_base(w->loop),
+		    fd, BEV_OPT_CLOSE_ON_FREE), 1);
 	s->next = w->sessions;
 	if (w->sessions != NULL)
 		w->sessions->prev = s;
@@ -523,7 +533,25 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 	    (unsigned long long)s->id, s->addr, s->port, l->name);
 	s->pipeline = pipeline_current();
 	smtp_filter_subject_init(s);
-	smtp_filter_connect(s);
+	if (l->tls.mode == TLS_MODE_IMPLICIT && !(s->flags & SS_HANDSHAKE))
+		session_close(s, "cannot set up TLS");
+	else if (!(s->flags & SS_HANDSHAKE))
+		smtp_filter_connect(s);	/* implicit TLS: after the handshake */
+}
+
+void
+session_use_bev(struct smtp_session *s, struct bufferevent *bev, int direct)
+{
+	struct timeval idle = { server.conf->limits.idle_timeout, 0 };
+
+	s->bev = bev;
+	s->direct_write = direct;
+	bufferevent_setcb(bev, on_read, on_written, on_event, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, INPUT_HIGH);
+	bufferevent_set_timeouts(bev, &idle, &idle);
+	if (direct)
+		bufferevent_disable(bev, EV_WRITE);	/* see session_flush() */
+	bufferevent_enable(bev, EV_READ);
 }
 
 /* session_shutdown - the server stops: end sessions that are not busy */

@@ -10,7 +10,8 @@
  * until session_resume() is called from the loop with the answer.
  *
  * Files: smtp_session.c (I/O, lifecycle, input loop, replies),
- * smtp_cmds.c (the commands), smtp_session_data.c (DATA, BDAT, commit).
+ * smtp_cmds.c (the commands), smtp_session_data.c (DATA, BDAT, commit),
+ * smtp_tls.c (STARTTLS, implicit TLS), smtp_filter.c (filter stages).
  * Ownership: the worker owns its sessions; a session owns its tx; a job in
  * flight holds a reference (jobs) so the session outlives its socket.
  * Threads: everything here runs on the session's worker loop.
@@ -56,6 +57,7 @@ enum session_flags {
 	SS_INPROC = 8,		/* inside session_process() */
 	SS_DEAD = 16,		/* socket gone, waiting for jobs to finish */
 	SS_OUTFULL = 32,	/* paused until the client reads replies */
+	SS_HANDSHAKE = 64,	/* TLS handshake under way: do not read */
 };
 
 struct smtp_tx {
@@ -85,6 +87,10 @@ struct smtp_session {
 	char addr[INET6_ADDRSTRLEN];
 	unsigned port;
 	int trusted;			/* in trusted_networks: may relay */
+	int tls;			/* the TLS handshake is done */
+	char tls_version[16];		/* "TLSv1.3" */
+	char tls_cipher[64];
+	int tls_bits;
 
 	enum smtp_state state;
 	unsigned flags;
@@ -141,6 +147,10 @@ void	session_client_error(struct smtp_session *);
 void	session_close(struct smtp_session *, const char *reason);
 void	session_wait(struct smtp_session *);
 void	session_resume(struct smtp_session *);
+void	session_continue(struct smtp_session *);
+/* session_use_bev - talk through bev from now on (direct: a plain socket) */
+void	session_use_bev(struct smtp_session *, struct bufferevent *,
+	    int direct);
 void	session_shutdown(struct smtp_session *);
 void	session_abort(struct smtp_session *);
 void	session_tx_free(struct smtp_session *);
@@ -149,6 +159,14 @@ void	tx_free(struct smtp_tx *);
 /* smtp_cmds.c */
 void	smtp_dispatch(struct smtp_session *, char *line, size_t len);
 void	smtp_greet(struct smtp_session *);
+
+/* smtp_tls.c */
+int	smtp_tls_offered(const struct smtp_session *);	/* STARTTLS now */
+int	smtp_tls_implicit(struct smtp_session *, int fd);
+void	smtp_cmd_starttls(struct smtp_session *, char *args);
+void	smtp_tls_established(struct smtp_session *);
+void	smtp_tls_failed(struct smtp_session *, short what);
+void	smtp_tls_received(const struct smtp_session *, char *, size_t);
 
 /* smtp_session_data.c */
 void	smtp_cmd_data(struct smtp_session *, char *args);

@@ -47,12 +47,19 @@ emit_to_queue(void *ctx, const char *p, size_t n)
 	qwriter_append(tx->msg, p, n);
 }
 
+/* protocol_name - the "with" of Received: (RFC 3848, RFC 6531) */
 static const char *
 protocol_name(const struct smtp_session *s, const struct smtp_tx *tx)
 {
+	static const char *const names[2][4] = {
+		{ "ESMTP", "ESMTPS", "ESMTPA", "ESMTPSA" },
+		{ "UTF8SMTP", "UTF8SMTPS", "UTF8SMTPA", "UTF8SMTPSA" },
+	};
+
 	if (!s->esmtp)
 		return "SMTP";
-	return tx->mp.smtputf8 ? "UTF8SMTP" : "ESMTP";
+	return names[tx->mp.smtputf8 != 0][(s->tls ? 1 : 0) +
+	    (s->subj.auth_user != NULL ? 2 : 0)];
 }
 
 /* helo_clean - the HELO name as shown in Received:, no comment breakers */
@@ -74,6 +81,7 @@ start_content(struct smtp_session *s, enum data_mode mode)
 	const struct config *c = server.conf;
 	struct smtp_tx *tx = s->tx;
 	char date[64], helo[256], *hdr, forpart[ADDR_PATH_MAX + 16] = "";
+	char tls[160];
 	int n;
 
 	tx->msg = qwriter_new(tx->env.id);
@@ -86,8 +94,9 @@ start_content(struct smtp_session *s, enum data_mode mode)
 	if (tx->env.nrcpts == 1)
 		snprintf(forpart, sizeof(forpart), "\r\n\tfor <%s>",
 		    tx->env.rcpts[0].addr);
-	n = xasprintf(&hdr, "Received: from %s ([%s])\r\n\tby %s (sluice) "
-	    "with %s id %s%s;\r\n\t%s\r\n", helo, s->addr, c->hostname,
+	smtp_tls_received(s, tls, sizeof(tls));
+	n = xasprintf(&hdr, "Received: from %s ([%s])%s\r\n\tby %s (sluice) "
+	    "with %s id %s%s;\r\n\t%s\r\n", helo, s->addr, tls, c->hostname,
 	    tx->env.protocol, tx->env.id, forpart, date);
 	qwriter_append(tx->msg, hdr, (size_t)n);
 	free(hdr);
