@@ -28,7 +28,7 @@ TEST_JOBS ?= 4
 # Debian packages: to build, to test, and what the benchmark needs.
 DEPS_BUILD = build-essential pkg-config libevent-dev libyaml-dev \
 	     liblua5.4-dev libc-ares-dev libgmime-3.0-dev libmagic-dev \
-	     libarchive-dev libssl-dev libmilter-dev
+	     libarchive-dev libssl-dev libmilter-dev libcrypt-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-pytest-xdist \
 	     python3-aiosmtpd swaks \
 	     dnsmasq-base openssl postfix dovecot-core dovecot-lmtpd dovecot-imapd \
@@ -42,7 +42,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore -Icore/ctl -Iconf -Iplugins \
 	     -Ilua -DSLUICE_PLUGIN_DIR='"$(abspath $(BUILD)/plugins)"' \
 	     $(PKG_CFLAGS) $(CFLAGS)
-LDLIBS	  += $(PKG_LIBS) -lmagic -ldl -lpthread
+LDLIBS	  += $(PKG_LIBS) -lmagic -lcrypt -ldl -lpthread
 
 ifdef SAN
 ALL_CFLAGS += -fsanitize=$(SAN) -fno-sanitize-recover=all \

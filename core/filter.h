@@ -69,6 +69,10 @@ struct filter_subject {
 	const char *client_rdns;	/* NULL until known */
 	const char *helo;
 	const char *tls_version, *tls_cipher, *auth_user;
+	const char *auth_mech;		/* "PLAIN", "LOGIN" */
+	/* auth stage only: the attempt being decided */
+	const char *auth_login, *auth_password;
+	const char *auth_result;	/* users_file: ok, bad, unknown */
 	struct envelope *env;		/* from MAIL on */
 	const struct mail_params *mp;
 	const char *rcpt;		/* rcpt stage: the candidate */

@@ -102,8 +102,14 @@ subject_get(struct filter_subject *s, enum sluice_stage stage,
 		return s->tls_version;
 	if (strcmp(key, "tls.cipher") == 0)
 		return s->tls_cipher;
-	if (strcmp(key, "auth.user") == 0)
-		return s->auth_user;
+	if (strcmp(key, "auth.user") == 0)	/* the stage: the one tried */
+		return stage == SLUICE_ON_AUTH ? s->auth_login : s->auth_user;
+	if (strcmp(key, "auth.mechanism") == 0)
+		return s->auth_mech;
+	if (strcmp(key, "auth.password") == 0)
+		return stage == SLUICE_ON_AUTH ? s->auth_password : NULL;
+	if (strcmp(key, "auth.result") == 0)
+		return stage == SLUICE_ON_AUTH ? s->auth_result : NULL;
 	if (strcmp(key, "qid") == 0)
 		return s->env ? s->env->id : NULL;
 	if (strcmp(key, "sender") == 0)

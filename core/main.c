@@ -26,6 +26,7 @@
 
 #include <event2/event.h>
 
+#include "auth_users.h"
 #include "conf.h"
 #include "conn_limits.h"
 #include "dirsync.h"
@@ -47,6 +48,7 @@
 
 #define DEFAULT_CONF	"conf/sluice.yaml"
 #define COMMIT_THREADS	16
+#define AUTH_THREADS	2	/* password hashes: slow on purpose */
 #define SESSION_DRAIN_S	10
 
 
@@ -126,6 +128,10 @@ start(void)
 		fatalx("event=init error=%s", log_q(err));
 	drop_privileges(c, 1);
 	server.mailboxes = mailbox_table_new(c);
+	if (c->auth.users_file != NULL && (server.auth_users =
+	    auth_users_load(c->auth.users_file, err, sizeof(err))) == NULL)
+		fatalx("event=init error=%s", log_q(err));
+	server.auth_pool = iopool_new("auth", AUTH_THREADS);
 	conn_limits_init(c->limits.sessions, c->limits.per_ip_sessions);
 	server.nworkers = c->workers ? c->workers : (ncpu > 0 ? (unsigned)ncpu : 1);
 	/* one filter instance per worker, and one for the queue manager */
@@ -159,6 +165,7 @@ stop(void)
 	workers_stop();
 	workers_drain(SESSION_DRAIN_S);
 	iopool_free(server.commit_pool);	/* answers reach the workers */
+	iopool_free(server.auth_pool);
 	workers_exit();
 	pipeline_unref(server.pipeline);	/* sessions are gone: last ref */
 	qmgr_stop();
@@ -169,6 +176,7 @@ stop(void)
 	loop_free(server.qmgr);
 	mailbox_table_free(server.mailboxes);
 	reload_free();
+	auth_users_free(server.auth_users);
 	tls_server_free();
 	queue_close();
 	dirsync_path_clear();
@@ -238,6 +246,7 @@ main(int argc, char *argv[])
 		struct pipeline *p;
 		mime_global_init();
 		if (tls_server_check(server.conf, err, sizeof(err)) == -1 ||
+		    auth_users_check(server.conf, err, sizeof(err)) == -1 ||
 		    (p = pipeline_build(server.conf, 1, err, sizeof(err))) == NULL) {
 			fprintf(stderr, "sluiced: %s\n", err);
 			return 1;

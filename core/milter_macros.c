@@ -85,7 +85,7 @@ value(const char *name, struct filter_subject *s, char *buf, size_t len)
 	if (strcmp(name, "{auth_authen}") == 0)
 		return s->auth_user;
 	if (strcmp(name, "{auth_type}") == 0)
-		return s->auth_user ? "PLAIN" : NULL;
+		return s->auth_user ? s->auth_mech : NULL;
 	if (strcmp(name, "{mail_addr}") == 0)
 		return s->env ? s->env->sender : NULL;
 	if (strcmp(name, "{rcpt_addr}") == 0)

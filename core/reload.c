@@ -3,7 +3,8 @@
  * again (Lua scripts re-read and compiled, plugins reloaded), and switch
  * to them without dropping a session: sessions keep the pipeline they
  * started with, new ones get the new one. TLS certificates and keys are
- * loaded again too (tls_server.h): new handshakes use the new ones.
+ * loaded again too (tls_server.h): new handshakes use the new ones; so is
+ * auth.users_file.
  *
  * Anything wrong (a YAML error, a Lua syntax error, a plugin that does not
  * load) refuses the whole reload with one log line; the old configuration
@@ -17,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth_users.h"
 #include "conf.h"
 #include "conn_limits.h"
 #include "filter.h"
@@ -31,6 +33,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 struct retired {
 	struct config *conf;
 	struct mailbox_table *mailboxes;
+	struct auth_users *auth_users;
 	struct retired *next;
 };
 static struct retired *retired;
@@ -83,6 +86,7 @@ server_reload(void)
 	struct pipeline *np, *op;
 	struct mailbox_table *mb;
 	struct tls_server_set *tls;
+	struct auth_users *au = NULL;
 	char err[1024];
 
 	if ((nc = conf_load(server.conf->path, err, sizeof(err))) == NULL) {
@@ -99,7 +103,13 @@ server_reload(void)
 			pipeline_unref(np);
 			goto refuse;
 		}
+	if (nc->auth.users_file != NULL && (au = auth_users_load(
+	    nc->auth.users_file, err, sizeof(err))) == NULL) {
+		pipeline_unref(np);
+		goto refuse;
+	}
 	if ((tls = tls_server_prepare(nc, err, sizeof(err))) == NULL) {
+		auth_users_free(au);
 		pipeline_unref(np);
 		goto refuse;
 	}
@@ -112,10 +122,12 @@ server_reload(void)
 	op = server.pipeline;
 	r->conf = server.conf;
 	r->mailboxes = server.mailboxes;
+	r->auth_users = server.auth_users;
 	r->next = retired;
 	retired = r;
 	server.pipeline = np;
 	__atomic_store_n(&server.mailboxes, mb, __ATOMIC_RELEASE);
+	__atomic_store_n(&server.auth_users, au, __ATOMIC_RELEASE);
 	__atomic_store_n(&server.conf, nc, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&mu);
 	conn_limits_init(nc->limits.sessions, nc->limits.per_ip_sessions);
@@ -136,6 +148,7 @@ reload_free(void)
 		struct retired *r = retired;
 		retired = r->next;
 		mailbox_table_free(r->mailboxes);
+		auth_users_free(r->auth_users);
 		conf_free(r->conf);
 		free(r);
 	}

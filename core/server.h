@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct auth_users;
 struct config;
 struct conf_listener;
 struct iopool;
@@ -44,6 +45,9 @@ struct server {
 	struct mailbox_table *mailboxes;
 	struct iopool *commit_pool;	/* queue commits: fsync + rename */
 	struct iopool *delivery_pool;	/* local deliveries */
+	struct iopool *auth_pool;	/* AUTH password hash checks */
+	struct auth_users *auth_users;	/* auth.users_file, or NULL; reload
+					   swaps it (old ones kept) */
 	struct loop *qmgr;		/* the queue manager's loop */
 	struct worker qmgr_worker;	/* its filter instances (index
 					   nworkers in the pipeline) */

@@ -73,6 +73,8 @@ helo_reply(struct smtp_session *s)
 	session_reply(s, "250-CHUNKING");
 	if (smtp_tls_offered(s))
 		session_reply(s, "250-STARTTLS");
+	if (smtp_auth_offered(s))
+		session_reply(s, "250-AUTH PLAIN LOGIN");
 	session_reply(s, "250 DSN");
 }
 
@@ -240,7 +242,8 @@ relay_domain(const char *domain)
 /*
  * rcpt_route - NULL when we take the recipient, else the refusal. Local
  * domains need an existing mailbox; relay domains are taken from anyone;
- * any other domain only from trusted clients (never an open relay). Mail
+ * any other domain only from trusted or authenticated clients (never an
+ * open relay). Mail
  * for <postmaster>, or postmaster@ a local domain without such a mailbox,
  * goes to mailboxes.postmaster: rcpt is rewritten to it.
  */
@@ -255,7 +258,7 @@ rcpt_route(const struct smtp_session *s, const struct mailaddr *addr,
 		if (addr->literal ||
 		    !mailbox_domain_is_local(server.mailboxes, addr->domain)) {
 			if ((!addr->literal && relay_domain(addr->domain)) ||
-			    s->trusted)
+			    s->trusted || s->auth_user != NULL)
 				return NULL;
 			return "554 5.7.1 <%s>: Relay access denied";
 		}
@@ -432,7 +435,7 @@ static const cmd_fn commands[] = {
 	[CMD_EXPN] = cmd_expn,
 	[CMD_HELP] = cmd_help,
 	[CMD_STARTTLS] = smtp_cmd_starttls,
-	[CMD_AUTH] = cmd_not_offered,
+	[CMD_AUTH] = smtp_cmd_auth,
 	[CMD_ETRN] = cmd_not_offered,
 	[CMD_HTTP] = cmd_http,
 };
@@ -459,6 +462,10 @@ smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 	struct smtp_cmd cmd;
 	const char *reply;
 
+	if (s->sasl_step != 0) {	/* a line of an AUTH exchange */
+		smtp_auth_response(s, line, len);
+		return;
+	}
 	if ((reply = smtp_cmd_parse(line, len, &cmd)) != NULL) {
 		refuse(s, reply);
 		return;
@@ -475,6 +482,12 @@ smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 	}
 	if (tls_needed(s, cmd.verb)) {
 		refuse(s, "530 5.7.0 Must issue a STARTTLS command first");
+		return;
+	}
+	if ((cmd.verb == CMD_MAIL || cmd.verb == CMD_RCPT ||
+	    cmd.verb == CMD_DATA || cmd.verb == CMD_BDAT) &&
+	    smtp_auth_needed(s)) {
+		refuse(s, "530 5.7.0 Authentication required");
 		return;
 	}
 	commands[cmd.verb](s, cmd.args);

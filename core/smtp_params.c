@@ -14,6 +14,7 @@
 #define R_BODY		"501 5.5.4 Unsupported BODY type (7BIT or 8BITMIME)"
 #define R_RET		"501 5.5.4 Bad RET value (FULL or HDRS)"
 #define R_ENVID		"501 5.5.4 Bad ENVID value"
+#define R_AUTH		"501 5.5.4 Bad AUTH value"
 #define R_NOTIFY	"501 5.5.4 Bad NOTIFY value"
 #define R_ORCPT		"501 5.5.4 Bad ORCPT value"
 
@@ -182,6 +183,14 @@ smtp_params_mail(char *args, struct mail_params *mp)
 			    !xtext_valid(v, strlen(v)))
 				return R_ENVID;
 			strcpy(mp->envid, v);
+		} else if (strcasecmp(kw, "AUTH") == 0) {
+			/* RFC 4954 5: noted, never trusted or passed on */
+			if (mp->has_auth)
+				return R_DUP;
+			if (v == NULL || strlen(v) > AUTH_PARAM_MAX ||
+			    !xtext_valid(v, strlen(v)))
+				return R_AUTH;
+			mp->has_auth = 1;
 		} else
 			return R_UNKNOWN;
 	}

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #define ENVID_MAX	100	/* RFC 3461 4.4 */
+#define AUTH_PARAM_MAX	500	/* MAIL AUTH=, xtext */
 #define ORCPT_MAX	500	/* RFC 3461 4.2 */
 
 enum body_type { BODY_UNSPEC, BODY_7BIT, BODY_8BITMIME };
@@ -33,6 +34,7 @@ struct mail_params {
 	int smtputf8;
 	enum dsn_ret ret;
 	char envid[ENVID_MAX + 1];	/* xtext as sent, "" if absent */
+	int has_auth;			/* AUTH= given (RFC 4954 5) */
 };
 
 struct rcpt_params {

@@ -312,6 +312,7 @@ session_destroy(struct smtp_session *s)
 	event_free(s->flush_ev);
 	free(s->helo);
 	free(s->rdns);
+	smtp_auth_clear(s);
 	tags_clear(&s->tags);
 	pipeline_unref(s->pipeline);
 	free(s);

@@ -11,7 +11,8 @@
  *
  * Files: smtp_session.c (I/O, lifecycle, input loop, replies),
  * smtp_cmds.c (the commands), smtp_session_data.c (DATA, BDAT, commit),
- * smtp_tls.c (STARTTLS, implicit TLS), smtp_filter.c (filter stages).
+ * smtp_tls.c (STARTTLS, implicit TLS), smtp_auth.c (AUTH),
+ * smtp_filter.c (filter stages).
  * Ownership: the worker owns its sessions; a session owns its tx; a job in
  * flight holds a reference (jobs) so the session outlives its socket.
  * Threads: everything here runs on the session's worker loop.
@@ -37,6 +38,7 @@ struct dns_query;
 struct conf_listener;
 struct event;
 struct qwriter;
+struct sasl_creds;
 struct worker;
 
 enum smtp_state {
@@ -91,6 +93,11 @@ struct smtp_session {
 	char tls_version[16];		/* "TLSv1.3" */
 	char tls_cipher[64];
 	int tls_bits;
+	char *auth_user;		/* AUTH succeeded as this user */
+	struct sasl_creds *sasl;	/* an AUTH exchange under way */
+	int sasl_step;			/* its step (smtp_auth.c) */
+	int sasl_mech;			/* enum sasl_mech */
+	int sasl_result;		/* enum auth_check of users_file */
 
 	enum smtp_state state;
 	unsigned flags;
@@ -167,6 +174,13 @@ void	smtp_cmd_starttls(struct smtp_session *, char *args);
 void	smtp_tls_established(struct smtp_session *);
 void	smtp_tls_failed(struct smtp_session *, short what);
 void	smtp_tls_received(const struct smtp_session *, char *, size_t);
+
+/* smtp_auth.c */
+int	smtp_auth_offered(const struct smtp_session *);	/* in EHLO */
+int	smtp_auth_needed(const struct smtp_session *);	/* before MAIL */
+void	smtp_cmd_auth(struct smtp_session *, char *args);
+void	smtp_auth_response(struct smtp_session *, char *line, size_t len);
+void	smtp_auth_clear(struct smtp_session *);
 
 /* smtp_session_data.c */
 void	smtp_cmd_data(struct smtp_session *, char *args);

@@ -366,6 +366,9 @@ test_full_config(void **state)
 	    "    address: 0.0.0.0\n"
 	    "    port: 465\n"
 	    "    role: submissions\n"
+	    /* the loader only checks that the files are readable */
+	    "    tls: {mode: implicit, cert: %s, key: %s}\n"
+	    "    auth: optional\n"
 	    "trusted_networks: [10.1.0.0/16, \"2001:db8::/32\", 192.0.2.7]\n"
 	    "domains:\n"
 	    "  local: [Example.TEST, example.org, example.test]\n"
@@ -386,7 +389,9 @@ test_full_config(void **state)
 	    "  idle_timeout: 1m\n"
 	    "  command_timeout: 30\n"
 	    "smtp: {bare_newline: normalize}\n"
-	    "log: {target: syslog, level: debug, facility: local3}\n", upath);
+	    "log: {target: syslog, level: debug, facility: local3}\n"
+	    "auth: {users_file: %s, max_failures: 7, failure_window: 1h, "
+	    "failure_delay: 2s}\n", upath, upath, upath, upath);
 	cf = load_ok(text);
 	unlink(upath);
 	assert_non_null(cf);
@@ -408,6 +413,17 @@ test_full_config(void **state)
 	assert_string_equal(cf->listeners[2].address, "0.0.0.0");
 	assert_int_equal(cf->listeners[2].port, 465);
 	assert_int_equal(cf->listeners[2].role, ROLE_SUBMISSIONS);
+	assert_int_equal(cf->listeners[0].tls.mode, TLS_MODE_NONE);
+	assert_int_equal(cf->listeners[0].auth, AUTH_MODE_NONE);
+	assert_int_equal(cf->listeners[1].auth, AUTH_MODE_REQUIRED);
+	assert_int_equal(cf->listeners[2].tls.mode, TLS_MODE_IMPLICIT);
+	assert_string_equal(cf->listeners[2].tls.cert, upath);
+	assert_string_equal(cf->listeners[2].tls.key, upath);
+	assert_int_equal(cf->listeners[2].auth, AUTH_MODE_OPTIONAL);
+	assert_string_equal(cf->auth.users_file, upath);
+	assert_int_equal(cf->auth.max_failures, 7);
+	assert_int_equal(cf->auth.failure_window, 3600);
+	assert_int_equal(cf->auth.failure_delay, 2);
 
 	assert_int_equal(cf->ntrusted_networks, 3);
 	assert_int_equal(cf->trusted_networks[0].family, AF_INET);
@@ -916,18 +932,43 @@ test_missing_keys(void **state)
 }
 
 static void
-test_not_supported(void **state)
+test_tls_auth_and_unsupported(void **state)
 {
 	static const char *const	 keys[] = {
-		"auth", "metrics",
+		"metrics",
 	};
 	static const struct err_case	 c[] = {
 		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
-		    "tls: {mode: none}}]\n",
-		    "1:56: 'tls' is not supported yet" },
+		    "tls: {mode: optional}}]\n",
+		    "1:61: listener 'mx': tls.mode optional needs tls.cert "
+		    "and tls.key" },
 		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
-		    "auth: required}]\n",
-		    "1:56: 'auth' is not supported yet" },
+		    "tls: {mode: maybe}}]\n",
+		    "1:68: invalid value 'maybe' for 'tls.mode': expected one "
+		    "of none, optional, required, implicit" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
+		    "tls: {mode: required, cert: /nonexistent/c.pem, "
+		    "key: /nonexistent/k.pem}}]\n",
+		    "1:84: listener 'mx': cannot read tls.cert "
+		    "/nonexistent/c.pem: No such file or directory" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
+		    "tls: {mode: none, cert: /etc/hostname}}]\n",
+		    "1:61: listener 'mx': tls.cert and tls.key need a tls.mode other than none" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
+		    "tls: {ciphers: ALL}}]\n", "1:62: unknown key 'ciphers' in 'tls'" },
+		{ "listeners: [{name: s, address: 127.0.0.1, port: 465, "
+		    "role: submissions}]\n",
+		    "1:13: listener 's' has role submissions: it needs tls: "
+		    "{mode: implicit, cert: ..., key: ...}" },
+		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
+		    "auth: always}]\n",
+		    "1:62: invalid value 'always' for 'listeners.auth': "
+		    "expected one of none, optional, required" },
+		{ BASE "auth: {max_failures: 0}\n", "3:22: invalid value '0' for 'auth.max_failures': expected "
+		    "an integer from 1 to 1000" },
+		{ BASE "auth: {failure_delay: 2m}\n", "3:23: duration '2m' for 'auth.failure_delay' is out of "
+		    "range: from 0s to 60s" },
+		{ BASE "auth: {users: x}\n", "3:8: unknown key 'users' in 'auth'" },
 	};
 	char				 text[256], want[128];
 	size_t				 i;
@@ -1835,7 +1876,7 @@ main(void)
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_missing_keys),
-		cmocka_unit_test(test_not_supported),
+		cmocka_unit_test(test_tls_auth_and_unsupported),
 		cmocka_unit_test(test_relay_domains),
 		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_route_find),

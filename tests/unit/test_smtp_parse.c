@@ -320,6 +320,10 @@ test_params_mail(void **state)
 	assert_int_equal(mp.ret, RET_FULL);
 	assert_null(mail_params("SIZE=99999999999999999999999", &mp));
 	assert_int_equal(mp.size, UINT64_MAX);
+	assert_null(mail_params("AUTH=<>", &mp));
+	assert_true(mp.has_auth);
+	assert_null(mail_params("AUTH=user+40example.test SIZE=1", &mp));
+	assert_true(mp.has_auth);
 }
 
 static void
@@ -331,8 +335,12 @@ test_params_mail_bad(void **state)
 	(void)state;
 	assert_string_equal(mail_params("FOO=1", &mp),
 	    "555 5.5.4 Unsupported parameter");
-	assert_string_equal(mail_params("AUTH=<>", &mp),
-	    "555 5.5.4 Unsupported parameter");
+	assert_string_equal(mail_params("AUTH", &mp),
+	    "501 5.5.4 Bad AUTH value");
+	assert_string_equal(mail_params("AUTH=<> AUTH=<>", &mp),
+	    "501 5.5.4 Duplicate parameter");
+	assert_string_equal(mail_params("AUTH=a+2", &mp),
+	    "501 5.5.4 Bad AUTH value");
 	assert_string_equal(mail_params("SIZE=1 SIZE=2", &mp),
 	    "501 5.5.4 Duplicate parameter");
 	assert_string_equal(mail_params("SIZE=", &mp),
