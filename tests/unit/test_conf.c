@@ -953,7 +953,8 @@ test_tls_auth_and_unsupported(void **state)
 		    "/nonexistent/c.pem: No such file or directory" },
 		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
 		    "tls: {mode: none, cert: /etc/hostname}}]\n",
-		    "1:61: listener 'mx': tls.cert and tls.key need a tls.mode other than none" },
+		    "1:61: listener 'mx': tls.cert and tls.key need a "
+		    "tls.mode other than none" },
 		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
 		    "tls: {ciphers: ALL}}]\n", "1:62: unknown key 'ciphers' in 'tls'" },
 		{ "listeners: [{name: s, address: 127.0.0.1, port: 465, "
@@ -964,9 +965,11 @@ test_tls_auth_and_unsupported(void **state)
 		    "auth: always}]\n",
 		    "1:62: invalid value 'always' for 'listeners.auth': "
 		    "expected one of none, optional, required" },
-		{ BASE "auth: {max_failures: 0}\n", "3:22: invalid value '0' for 'auth.max_failures': expected "
+		{ BASE "auth: {max_failures: 0}\n",
+		    "3:22: invalid value '0' for 'auth.max_failures': expected "
 		    "an integer from 1 to 1000" },
-		{ BASE "auth: {failure_delay: 2m}\n", "3:23: duration '2m' for 'auth.failure_delay' is out of "
+		{ BASE "auth: {failure_delay: 2m}\n",
+		    "3:23: duration '2m' for 'auth.failure_delay' is out of "
 		    "range: from 0s to 60s" },
 		{ BASE "auth: {users: x}\n", "3:8: unknown key 'users' in 'auth'" },
 	};

@@ -99,7 +99,7 @@ test_plain(void **state)
 	{
 		static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghij"
 		    "klmnopqrstuvwxyz0123456789+/";
-		size_t n = 5 + SASL_PASS_MAX + 1, o = 0;
+		size_t n = 5 + SASL_PASS_MAX + 3, o = 0;	/* 3 | n */
 
 		for (size_t i = 0; i + 2 < n; i += 3) {
 			unsigned v = (unsigned char)big[i] << 16 |
