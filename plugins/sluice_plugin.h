@@ -123,7 +123,13 @@ typedef void (*sluice_kv_cb)(struct sluice_call *, int ok,
  *   client.addr       client IP address          client.port
  *   client.rdns       reverse DNS name, or "unknown"
  *   helo              HELO/EHLO argument
- *   tls.version       tls.cipher                 auth.user
+ *   tls.version       tls.cipher
+ *   auth.user         the authenticated user (auth stage: the one trying)
+ *   auth.mechanism    "PLAIN" or "LOGIN"
+ *   auth.password     auth.result   auth stage only: the password tried;
+ *                     "ok", "bad" or "unknown" from auth.users_file. At
+ *                     that stage SLUICE_ACCEPT lets the user in, REJECT
+ *                     and TEMPFAIL refuse, CONTINUE leaves it to the file
  *   qid               queue ID (from MAIL on)
  *   sender            envelope sender, "" for <>
  *   mail.size mail.body mail.smtputf8 mail.ret mail.envid   MAIL parameters
