@@ -1210,8 +1210,29 @@ test_delivery(void **state)
 static void
 test_tls_policy(void **state)
 {
+	static const struct {
+		const char		*host;
+		int			 literal;
+		enum tls_client_policy	 policy;
+	} want[] = {
+		/* exact, then the longest parent at a label boundary */
+		{ "bank.example", 0, TLS_CLIENT_VERIFY },
+		{ "BANK.example", 0, TLS_CLIENT_VERIFY },
+		{ "mx.bank.example", 0, TLS_CLIENT_ENCRYPT },
+		{ "deep.bank.example", 0, TLS_CLIENT_ENCRYPT },
+		{ "a.deep.bank.example", 0, TLS_CLIENT_NONE },
+		{ "partner.example", 0, TLS_CLIENT_MAY },
+		/* else delivery.tls */
+		{ "mx.partner.example", 0, TLS_CLIENT_NONE },
+		{ "notbank.example", 0, TLS_CLIENT_NONE },
+		/* address literals: only their own entries, exactly */
+		{ "192.0.2.1", 1, TLS_CLIENT_VERIFY },
+		{ "2001:db8::1", 1, TLS_CLIENT_ENCRYPT },
+		{ "192.0.2.2", 1, TLS_CLIENT_NONE },
+	};
 	struct config	*cf;
 	char		 path[PATHLEN], text[512];
+	size_t		 i;
 
 	(void)state;
 	/* defaults: may, the system store, no per-destination entries */
@@ -1249,30 +1270,10 @@ test_tls_policy(void **state)
 	assert_string_equal(cf->delivery.tls_policies[0].dest, "bank.example");
 	assert_string_equal(cf->delivery.tls_policies[5].dest,
 	    "[2001:db8::1]");
-	/* exact, then the longest parent at a label boundary, else tls */
-	assert_int_equal(conf_tls_policy_find(cf, "bank.example", 0),
-	    TLS_CLIENT_VERIFY);
-	assert_int_equal(conf_tls_policy_find(cf, "BANK.example", 0),
-	    TLS_CLIENT_VERIFY);
-	assert_int_equal(conf_tls_policy_find(cf, "mx.bank.example", 0),
-	    TLS_CLIENT_ENCRYPT);
-	assert_int_equal(conf_tls_policy_find(cf, "deep.bank.example", 0),
-	    TLS_CLIENT_ENCRYPT);
-	assert_int_equal(conf_tls_policy_find(cf, "a.deep.bank.example", 0),
-	    TLS_CLIENT_NONE);
-	assert_int_equal(conf_tls_policy_find(cf, "partner.example", 0),
-	    TLS_CLIENT_MAY);
-	assert_int_equal(conf_tls_policy_find(cf, "mx.partner.example", 0),
-	    TLS_CLIENT_NONE);
-	assert_int_equal(conf_tls_policy_find(cf, "notbank.example", 0),
-	    TLS_CLIENT_NONE);
-	/* address literals: only their own entries, exactly */
-	assert_int_equal(conf_tls_policy_find(cf, "192.0.2.1", 1),
-	    TLS_CLIENT_VERIFY);
-	assert_int_equal(conf_tls_policy_find(cf, "2001:db8::1", 1),
-	    TLS_CLIENT_ENCRYPT);
-	assert_int_equal(conf_tls_policy_find(cf, "192.0.2.2", 1),
-	    TLS_CLIENT_NONE);
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (conf_tls_policy_find(cf, want[i].host, want[i].literal) !=
+		    want[i].policy)
+			fail_msg("policy of %s", want[i].host);
 	conf_free(cf);
 
 	/* an empty mapping is fine */
