@@ -564,7 +564,7 @@ conf_free(struct config *cf)
 
 	if (cf == NULL)
 		return;
-	conf_tls_free(cf);
+	conf_tls_auth_free(cf);
 	for (i = 0; i < cf->nlisteners; i++) {
 		free(cf->listeners[i].name);
 		free(cf->listeners[i].address);

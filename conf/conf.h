@@ -118,9 +118,22 @@ struct conf_transport {			/* transports: {NAME: ROUTE} */
 	struct route_spec spec;
 };
 
+/* delivery.tls and delivery.tls_policy: outbound STARTTLS, weakest
+   first (the order of the words in the file) */
 enum tls_client_policy {
-	TLS_CLIENT_MAY,			/* STARTTLS when offered (default) */
 	TLS_CLIENT_NONE,		/* never */
+	TLS_CLIENT_MAY,			/* when offered, unchecked (default);
+					   plaintext when the handshake fails */
+	TLS_CLIENT_ENCRYPT,		/* required, certificate unchecked */
+	TLS_CLIENT_VERIFY,		/* required, chain and host name checked */
+};
+
+/* delivery.tls_policy: {DEST: POLICY} - DEST is "example.org" (exactly
+   that next-hop domain or host), ".example.org" (its subdomains) or
+   "[192.0.2.1]" (an address literal next hop) */
+struct conf_tls_policy {
+	char *dest;			/* lower case; literals canonical */
+	enum tls_client_policy policy;
 };
 
 struct conf_delivery {
@@ -136,7 +149,10 @@ struct conf_delivery {
 	unsigned data_timeout;		/* the reply after the final dot */
 	unsigned port;			/* TCP port of MX hosts, default 25 */
 	char *helo_name;		/* NULL: hostname */
-	enum tls_client_policy tls;
+	enum tls_client_policy tls;	/* the default policy */
+	char *tls_ca_file;		/* absolute; NULL: the system store */
+	struct conf_tls_policy *tls_policies;	/* in file order */
+	size_t ntls_policies;
 };
 
 struct conf_bounce {
@@ -234,6 +250,13 @@ int	conf_is_local_domain(const struct config *, const char *domain);
 /* conf_transport_find - transports: NAME, or NULL */
 const struct route_spec *conf_transport_find(const struct config *,
 	    const char *name);
+/* conf_tls_policy_find - the TLS policy of an SMTP next hop: host is the
+   next-hop domain (the recipient domain for MX delivery, the domain of an
+   "smtp:domain" route, the host of "smtp:[host]") or, with literal, an
+   address; the best delivery.tls_policy entry (exact, then the longest
+   ".parent"), else delivery.tls */
+enum tls_client_policy conf_tls_policy_find(const struct config *,
+	    const char *host, int literal);
 /* conf_retry_for - the retry settings for a recipient domain */
 const struct conf_retry *conf_retry_for(const struct config *,
 	    const char *domain);

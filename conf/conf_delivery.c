@@ -1,6 +1,7 @@
 /*
  * conf_delivery.c - outbound delivery settings: delivery:, bounce:,
- * control: and retry: (with its per-domain overrides)
+ * control: and retry: (with its per-domain overrides); the TLS keys of
+ * delivery: are in conf_tls_client.c
  *
  * API: conf_retry_keys[], conf_bounce_keys[], conf_control_keys[],
  * conf_set_delivery(), conf_delivery_finish(), conf_delivery_free()
@@ -29,8 +30,6 @@
 #define SUN_PATH_LEN	sizeof(((struct sockaddr_un *)0)->sun_path)
 
 static int	 set_helo_name(struct conf_loader *, const struct conf_key *,
-		    const struct ynode *, const struct ynode *, void *);
-static int	 set_tls(struct conf_loader *, const struct conf_key *,
 		    const struct ynode *, const struct ynode *, void *);
 static int	 check_per_destination(struct conf_loader *,
 		    const struct ynode *);
@@ -67,7 +66,9 @@ static const struct conf_key delivery_keys[] = {
 	{ "data_timeout", conf_set_duration, DLV(data_timeout), 1, 0, NULL },
 	{ "port",	conf_set_uint,	DLV(port),	1, 65535, NULL },
 	{ "helo_name",	set_helo_name,	DLV(helo_name),	0, 0,	  NULL },
-	{ "tls",	set_tls,	DLV(tls),	0, 0,	  NULL },
+	{ "tls",	conf_set_tls,	DLV(tls),	0, 0,	  NULL },
+	{ "tls_ca_file", conf_set_tls_ca_file, DLV(tls_ca_file), 0, 0, NULL },
+	{ "tls_policy",	conf_set_tls_policy, 0,		0, 0,	  NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
 
@@ -116,21 +117,6 @@ set_helo_name(struct conf_loader *ld, const struct conf_key *k,
 		    "expected a domain name like mx.example.org",
 		    conf_quote(v, q, sizeof(q)), conf_qname(ld, k));
 	return conf_set_string(ld, k, key, val, obj);
-}
-
-static int
-set_tls(struct conf_loader *ld, const struct conf_key *k,
-    const struct ynode *key, const struct ynode *val, void *obj)
-{
-	static const char *const	 words[] = { "may", "none", NULL };
-	struct conf_delivery		*d = obj;
-	size_t				 i;
-
-	(void)key;
-	if (conf_word(ld, k, val, words, &i) == -1)
-		return -1;
-	d->tls = i == 0 ? TLS_CLIENT_MAY : TLS_CLIENT_NONE;
-	return 0;
 }
 
 int
@@ -304,5 +290,6 @@ conf_delivery_free(struct config *cf)
 		free(cf->retry_domains[i].domain);
 	free(cf->retry_domains);
 	free(cf->delivery.helo_name);
+	conf_tls_free(&cf->delivery);
 	free(cf->control_socket);
 }

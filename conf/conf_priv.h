@@ -6,8 +6,8 @@
  * value, its range or sub-table), the generic setters and error helpers of
  * conf.c, the top-level table of conf_schema.c, the mailbox users check of
  * conf_users.c, the routing keys of conf_routes.c, the delivery, bounce,
- * control and retry tables of conf_delivery.c and the small validators of
- * conf_types.c.
+ * control and retry tables of conf_delivery.c, the outbound TLS keys of
+ * conf_tls_client.c and the small validators of conf_types.c.
  * Errors: functions returning int give 0 or -1; on -1 the error text is
  * already in ld->err as "FILE:LINE:COL: what".
  * Ownership: everything allocated goes straight into ld->cf, so that
@@ -123,7 +123,7 @@ struct conf_filter;
 void	conf_milter_defaults(struct conf_filter *);
 void	conf_milter_free(struct conf_filter *);
 
-/* conf_tls.c: listeners' tls: and auth:, the top-level auth: */
+/* conf_tls_auth.c: listeners' tls: and auth:, the top-level auth: */
 extern const struct conf_key conf_listener_tls_keys[];
 extern const struct conf_key conf_auth_keys[];
 int	conf_set_listener_auth(struct conf_loader *, const struct conf_key *,
@@ -131,7 +131,7 @@ int	conf_set_listener_auth(struct conf_loader *, const struct conf_key *,
 int	conf_check_listener_tls(struct conf_loader *, const struct ynode *,
 	    struct conf_listener *);
 void	conf_auth_defaults(struct config *);
-void	conf_tls_free(struct config *);
+void	conf_tls_auth_free(struct config *);
 
 /* conf_users.c */
 int	conf_users_finish(struct conf_loader *);
@@ -155,10 +155,22 @@ int	conf_set_delivery(struct conf_loader *, const struct conf_key *,
 int	conf_delivery_finish(struct conf_loader *);
 void	conf_delivery_free(struct config *);
 
+/* conf_tls_client.c: delivery.tls, delivery.tls_ca_file, delivery.tls_policy */
+int	conf_set_tls(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+int	conf_set_tls_ca_file(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+int	conf_set_tls_policy(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+void	conf_tls_free(struct conf_delivery *);
+
 /* conf_types.c */
 int	 conf_parse_uint(const char *, unsigned long long,
 	    unsigned long long *);
 int	 conf_valid_domain(const char *);
+/* conf_domain_match - 0: pat does not match domain; else the higher, the
+   closer ("example.org" exact, ".example.org" its subdomains) */
+size_t	 conf_domain_match(const char *pat, const char *domain);
 int	 conf_valid_local_part(const char *, size_t);
 char	*conf_lower(char *);
 

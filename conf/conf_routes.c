@@ -18,7 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "conf.h"
 #include "conf_priv.h"
@@ -319,23 +318,18 @@ const struct route_spec *
 conf_route_find(const struct config *cf, const char *domain, int local)
 {
 	const struct conf_route	*r, *best = NULL, *any = NULL;
-	size_t			 i, len, dlen, blen = 0;
+	size_t			 i, rank, brank = 0;
 
 	if (cf == NULL || domain == NULL)
 		return NULL;
-	dlen = strlen(domain);
 	for (i = 0; i < cf->nroutes; i++) {
 		r = &cf->routes[i];
-		len = strlen(r->domain);
 		if (strcmp(r->domain, "*") == 0)
 			any = r;
-		else if (r->domain[0] != '.') {
-			if (strcasecmp(r->domain, domain) == 0)
-				return &r->spec;
-		} else if (len < dlen && len > blen &&
-		    strcasecmp(domain + dlen - len, r->domain) == 0) {
+		else if ((rank = conf_domain_match(r->domain, domain)) >
+		    brank) {
 			best = r;
-			blen = len;
+			brank = rank;
 		}
 	}
 	if (best != NULL)

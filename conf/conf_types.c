@@ -3,7 +3,8 @@
  *
  * API: conf_parse_duration(), conf_parse_size(), conf_parse_network(),
  * conf_network_match() (see conf.h); conf_parse_uint(), conf_valid_domain(),
- * conf_valid_local_part() and conf_lower() (see conf_priv.h).
+ * conf_domain_match(), conf_valid_local_part() and conf_lower() (see
+ * conf_priv.h).
  * All of them are pure: no allocation, no I/O, locale-independent, and they
  * accept only the exact notation (no spaces, signs, or trailing garbage).
  * Errors: -1 (or 0 for the predicates) on a malformed or out-of-range value.
@@ -262,6 +263,24 @@ conf_network_match(const struct conf_network *net, const struct sockaddr *sa)
 		return 0;
 	return prefix_match(net->addr, sin6.sin6_addr.s6_addr + 12,
 	    net->prefix);
+}
+
+/*
+ * How well a domain pattern ("example.org": exactly that domain;
+ * ".example.org": its subdomains, at a label boundary) matches domain, in
+ * any case: 0 not at all, else a rank that grows with precision (an exact
+ * match beats any subdomain pattern, a longer pattern a shorter one).
+ */
+size_t
+conf_domain_match(const char *pat, const char *domain)
+{
+	size_t	 plen = strlen(pat), dlen = strlen(domain);
+
+	if (pat[0] != '.')
+		return strcasecmp(pat, domain) == 0 ? SIZE_MAX : 0;
+	if (plen < dlen && strcasecmp(domain + dlen - plen, pat) == 0)
+		return plen;
+	return 0;
 }
 
 /* Letters, digits and '-' in dot-separated labels of 1..63; 255 at most. */

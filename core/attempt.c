@@ -54,20 +54,24 @@ status_word(enum deliver_result r)
 }
 
 static void
-log_result(const struct attempt *a, size_t i, const char *relay)
+log_result(const struct attempt *a, size_t i, const char *relay,
+    const struct djob *job)
 {
 	const struct rcpt_result *r = &a->res[i];
-	char to[ADDR_PATH_MAX + 3], dsn[16];
+	char to[ADDR_PATH_MAX + 3], dsn[16], tls[100] = "";
 	uint64_t now = now_usec();
 	size_t n = strcspn(r->text, " ");
 
 	snprintf(to, sizeof(to), "<%s>", a->m.env.rcpts[i].addr);
 	snprintf(dsn, sizeof(dsn), "%.*s", (int)(n < 15 ? n : 15), r->text);
+	if (job != NULL && job->tls[0] != '\0')
+		snprintf(tls, sizeof(tls), " tls=%s%s%s", job->tls,
+		    job->cipher[0] ? " cipher=" : "", job->cipher);
 	log_info("qid=%s event=delivery to=%s relay=%s delay=%.2f "
-	    "attempt_ms=%llu dsn=%s status=%s text=%s", a->id, log_q(to),
+	    "attempt_ms=%llu dsn=%s status=%s%s text=%s", a->id, log_q(to),
 	    log_q(relay), (double)(now - a->m.env.arrival) / 1e6,
 	    (unsigned long long)((now - a->started_us) / 1000), dsn,
-	    status_word(r->result),
+	    status_word(r->result), tls,
 	    log_q(r->text[n] ? r->text + n + 1 : r->text));
 }
 
@@ -81,7 +85,7 @@ job_done(struct djob *job)
 		size_t i = job->rcpts[k];
 		rcpt_result_clear(&a->res[i]);
 		a->res[i] = job->res[k];	/* takes remote and diag */
-		log_result(a, i, job->relay);
+		log_result(a, i, job->relay, job);
 	}
 	free(job->res);
 	free(job->rcpts);
@@ -132,7 +136,7 @@ submit_group(struct attempt *a, struct group *g)
 		for (size_t k = 0; k < g->n; k++) {
 			rcpt_result_set(&a->res[g->idx[k]], DELIVER_OK,
 			    "2.0.0 discarded by route");
-			log_result(a, g->idx[k], "discard");
+			log_result(a, g->idx[k], "discard", NULL);
 		}
 		break;
 	case ROUTE_MAILDIR:
@@ -188,17 +192,17 @@ route_all(struct attempt *a)
 		if (a->bounce_now) {	/* the operator's word is final */
 			rcpt_result_set(&a->res[i], DELIVER_PERM, "5.0.0 "
 			    "returned to the sender by the mail administrator");
-			log_result(a, i, "none");
+			log_result(a, i, "none", NULL);
 			continue;
 		}
 		if (a->decided) {	/* by the deliver stage */
-			log_result(a, i, "filter");
+			log_result(a, i, "filter", NULL);
 			continue;
 		}
 		domain[0] = '\0';
 		if (route_for(server.conf, server.mailboxes, &a->m.env, i,
 		    &spec, domain, sizeof(domain), &a->res[i]) == -1) {
-			log_result(a, i, "none");
+			log_result(a, i, "none", NULL);
 			continue;
 		}
 		a->retry[i] = conf_retry_for(server.conf, domain);

@@ -6,9 +6,13 @@
  *
  * Before the connection is ready, any failure (refused, timed out, no
  * greeting, a 4xx/5xx greeting, a broken reply) moves on to the next
- * address; when none is left the next hop learns why (dest_conn_gone). A
+ * address; when none is left the next hop learns why (dest_conn_gone).
+ * STARTTLS follows the next hop's policy (smtpc_tls.c): with may, a
  * failed TLS handshake is retried once on the same address without TLS
- * (opportunistic TLS must not make mail undeliverable).
+ * (opportunistic TLS must not make mail undeliverable); with encrypt and
+ * verify, a server without STARTTLS, a refused STARTTLS, a failed
+ * handshake or certificate check is a 4.7.x failure of that address and
+ * nothing is ever sent in the clear.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -22,8 +26,6 @@
 #include <event2/bufferevent.h>
 #include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
 
 #include "conf.h"
 #include "dest.h"
@@ -35,30 +37,8 @@
 
 #define QUIT_TIMEOUT	10
 
-static SSL_CTX *tls_ctx;
-
 static void	try_address(struct smtpc *);
 static void	conn_free(struct smtpc *, int never_ready);
-
-int
-smtpc_global_init(char *err, size_t errlen)
-{
-	if ((tls_ctx = SSL_CTX_new(TLS_client_method())) == NULL) {
-		snprintf(err, errlen, "cannot create the TLS client context");
-		return -1;
-	}
-	/* opportunistic: encrypt when offered, do not authenticate */
-	SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
-	SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
-	return 0;
-}
-
-void
-smtpc_global_free(void)
-{
-	SSL_CTX_free(tls_ctx);
-	tls_ctx = NULL;
-}
 
 void
 smtpc_send(struct smtpc *c, const char *fmt, ...)
@@ -170,7 +150,7 @@ setup_failed(struct smtpc *c, const char *why)
 	    log_q(why));
 	drop_bev(c);
 	c->tls = 0;
-	if (tls_broke && !c->plain_retry)
+	if (tls_broke && !c->plain_retry && c->policy == TLS_CLIENT_MAY)
 		c->plain_retry = 1;
 	else {
 		c->plain_retry = 0;
@@ -236,19 +216,14 @@ static void	on_event(struct bufferevent *, short, void *);
 static void
 start_tls(struct smtpc *c)
 {
-	SSL *ssl = SSL_new(tls_ctx);
 	struct bufferevent *tb;
-	const struct mx_addr *a = &c->addrs->a[c->ai];
-	struct in6_addr dummy;
+	char why[512];
+	SSL *ssl;
 
-	if (ssl == NULL) {
-		setup_failed(c, "4.7.0 cannot start TLS: out of memory");
+	if ((ssl = smtpc_tls_new(c, why, sizeof(why))) == NULL) {
+		setup_failed(c, why);		/* the next address */
 		return;
 	}
-	if (inet_pton(AF_INET, a->host, &dummy) != 1 &&
-	    inet_pton(AF_INET6, a->host, &dummy) != 1 &&
-	    a->sa.ss_family != AF_UNIX)
-		SSL_set_tlsext_host_name(ssl, a->host);
 	tb = bufferevent_openssl_filter_new(c->base, c->bev, ssl,
 	    BUFFEREVENT_SSL_CONNECTING,
 	    BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
@@ -268,9 +243,14 @@ static void
 became_ready(struct smtpc *c)
 {
 	evtimer_del(c->timer);
-	if (!c->was_ready)
-		log_debug("event=connected relay=%s tls=%d", log_q(c->peer),
-		    c->tls);
+	if (!c->was_ready && c->tls)
+		log_info("event=connected relay=%s policy=%s tls=%s cipher=%s "
+		    "verified=%s", log_q(c->peer),
+		    smtpc_tls_policy_name(c->policy), log_q(c->tls_version),
+		    log_q(c->tls_cipher), c->verified ? "yes" : "no");
+	else if (!c->was_ready)
+		log_info("event=connected relay=%s policy=%s tls=none",
+		    log_q(c->peer), smtpc_tls_policy_name(c->policy));
 	c->was_ready = 1;
 	smtpc_ready_later(c);
 }
@@ -285,10 +265,18 @@ hello_done(struct smtpc *c, const struct smtp_reply *r)
 	smtp_reply_clear(&c->reply);
 	smtp_reply_init(&c->reply, 0);
 	if (!c->tls && !c->plain_retry && (c->caps.flags & CAP_STARTTLS) &&
-	    server.conf->delivery.tls == TLS_CLIENT_MAY && tls_ctx != NULL) {
+	    c->policy != TLS_CLIENT_NONE) {
 		smtpc_send(c, "STARTTLS\r\n");
 		c->state = C_STARTTLS;
 		smtpc_timeout(c, server.conf->delivery.command_timeout);
+		return;
+	}
+	if (!c->tls && c->policy >= TLS_CLIENT_ENCRYPT) {
+		char why[512];
+		snprintf(why, sizeof(why), "4.7.4 TLS is required (policy %s), "
+		    "but host %s did not offer STARTTLS",
+		    smtpc_tls_policy_name(c->policy), c->peer);
+		setup_failed(c, why);
 		return;
 	}
 	became_ready(c);
@@ -342,6 +330,9 @@ handle_reply(struct smtpc *c, const struct smtp_reply *r)
 	case C_STARTTLS:
 		if (r->code == 220)
 			start_tls(c);
+		else if (c->policy >= TLS_CLIENT_ENCRYPT)
+			setup_refused(c, r, "STARTTLS, which the TLS policy "
+			    "requires");
 		else			/* carry on in the clear */
 			became_ready(c);
 		return;
@@ -418,7 +409,7 @@ static void
 on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtpc *c = arg;
-	char buf[256];
+	char buf[512];
 
 	if (what & BEV_EVENT_CONNECTED) {
 		if (c->state == C_CONNECTING) {
@@ -426,16 +417,19 @@ on_event(struct bufferevent *bev, short what, void *arg)
 			smtp_reply_init(&c->reply, 0);
 			smtpc_timeout(c, server.conf->delivery.greeting_timeout);
 		} else if (c->state == C_HANDSHAKE) {
+			if (smtpc_tls_established(c, bev, buf,
+			    sizeof(buf)) == -1) {
+				setup_failed(c, buf);
+				return;
+			}
 			c->tls = 1;
 			send_hello(c);
 		}
 		return;
 	}
 	if (c->state == C_HANDSHAKE) {
-		unsigned long e = bufferevent_get_openssl_error(bev);
-		snprintf(buf, sizeof(buf), "TLS handshake failed (%s)",
-		    e ? ERR_reason_error_string(e) : "connection closed");
-		smtpc_fail(c, "%s", buf);
+		smtpc_tls_failed(c, bev, buf, sizeof(buf));
+		setup_failed(c, buf);
 		return;
 	}
 	if (what & BEV_EVENT_EOF) {
@@ -521,6 +515,7 @@ smtpc_new(struct event_base *base, struct dest *d, struct mx_addrs *addrs,
 	c->dest = d;
 	c->addrs = mx_addrs_ref(addrs);
 	c->lmtp = lmtp;
+	c->policy = smtpc_tls_policy(dest_route(d));
 	c->why_kind = DELIVER_TEMP;
 	c->timer = evtimer_new(base, on_timer, c);
 	c->kick = event_new(base, -1, 0, on_kick, c);

@@ -3,8 +3,8 @@
  *
  * smtpc_new() connects to the first address of the list that answers and
  * greets (EHLO, or HELO when EHLO is refused; LHLO for LMTP), switches to
- * TLS when the server offers STARTTLS and delivery.tls allows it, and then
- * tells its next hop it is ready (dest_conn_ready). smtpc_start() runs one
+ * TLS as the next hop's TLS policy says (delivery.tls, delivery.tls_policy;
+ * smtpc_tls.c), and then tells its next hop it is ready (dest_conn_ready). smtpc_start() runs one
  * transaction for a job: MAIL, RCPT per recipient and DATA, pipelined when
  * the server offers PIPELINING, with SIZE, BODY, SMTPUTF8 and the DSN
  * parameters as the server supports them; the body is dot-stuffed on the
@@ -24,7 +24,9 @@ struct djob;
 struct mx_addrs;
 struct event_base;
 
-int	smtpc_global_init(char *err, size_t errlen);	/* TLS context */
+/* smtpc_global_init - the TLS client contexts (smtpc_tls.c); -1 when
+   delivery.tls_ca_file (or the system store) cannot be loaded */
+int	smtpc_global_init(char *err, size_t errlen);
 void	smtpc_global_free(void);
 
 struct smtpc *smtpc_new(struct event_base *, struct dest *,

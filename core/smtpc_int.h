@@ -1,12 +1,16 @@
 /*
- * smtpc_int.h - what smtpc.c (the connection: connect, greet, TLS, idle)
- * and smtpc_tx.c (one transaction: MAIL, RCPT, DATA, the body) share.
+ * smtpc_int.h - what smtpc.c (the connection: connect, greet, STARTTLS,
+ * idle), smtpc_tls.c (TLS policies, contexts, certificate checks) and
+ * smtpc_tx.c (one transaction: MAIL, RCPT, DATA, the body) share.
  */
 #ifndef SLUICE_SMTPC_INT_H
 #define SLUICE_SMTPC_INT_H
 
 #include <stdint.h>
 
+#include <openssl/ssl.h>
+
+#include "conf.h"
 #include "mx.h"
 #include "smtp_reply.h"
 #include "transport.h"
@@ -57,12 +61,16 @@ struct smtpc {
 	size_t ai;			/* address being tried */
 	int lmtp;
 	int plain_retry;		/* TLS failed here: again without */
+	enum tls_client_policy policy;	/* of this next hop */
 	struct bufferevent *bev;
 	struct event *timer;
 	struct event *kick;		/* deferred "ready" to the dest */
 	enum cstate state;
 	int was_ready;
 	int tls;
+	char tls_version[16];		/* "TLSv1.3" once tls */
+	char tls_cipher[64];
+	int verified;			/* chain and name checked */
 	struct smtp_caps caps;
 	struct smtp_reply reply;
 	char host[ROUTE_HOST_LEN];	/* name of the server talked to */
@@ -83,6 +91,22 @@ void	smtpc_fail(struct smtpc *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));	/* connection lost */
 void	smtpc_reply_result(struct smtpc *, const struct smtp_reply *,
 	    const char *phase, struct rcpt_result *);
+
+/* smtpc_tls.c */
+const char *smtpc_tls_policy_name(enum tls_client_policy);
+/* smtpc_tls_policy - for a next hop: delivery.tls_policy or delivery.tls
+   (SMTP); may or none (LMTP) */
+enum tls_client_policy smtpc_tls_policy(const struct route_spec *);
+/* smtpc_tls_new - an SSL for STARTTLS to the current address (SNI, and
+   the checks the policy asks for); NULL with an "x.y.z text" reason */
+SSL	*smtpc_tls_new(struct smtpc *, char *why, size_t);
+/* smtpc_tls_failed - why the handshake on bev failed ("x.y.z text") */
+void	 smtpc_tls_failed(struct smtpc *, struct bufferevent *, char *why,
+	    size_t);
+/* smtpc_tls_established - the handshake on bev is done: record version
+   and cipher; -1 with a reason when the policy is not met */
+int	 smtpc_tls_established(struct smtpc *, struct bufferevent *,
+	    char *why, size_t);
 
 /* smtpc_tx.c */
 void	txn_begin(struct smtpc *, struct djob *);

@@ -277,6 +277,10 @@ txn_begin(struct smtpc *c, struct djob *job)
 	t->cmd_rcpt = xcalloc(2 * n + 4, sizeof(*t->cmd_rcpt));
 	t->phase = "MAIL FROM";
 	snprintf(job->relay, sizeof(job->relay), "%s", c->peer);
+	strlcpy_s(job->tls, c->tls ? c->tls_version : "none",
+	    sizeof(job->tls));
+	strlcpy_s(job->cipher, c->tls ? c->tls_cipher : "",
+	    sizeof(job->cipher));
 	if ((c->caps.flags & CAP_SIZE) && c->caps.size > 0 &&
 	    job->msg->msg_len > c->caps.size) {
 		snprintf(text, sizeof(text), "5.3.4 message too big for host "

@@ -46,6 +46,9 @@ struct djob {
 	size_t *rcpts;			/* indexes into msg->env.rcpts */
 	struct rcpt_result *res;	/* [nrcpts], filled by the transport */
 	char relay[ROUTE_SPEC_LEN + 64];	/* for logs: where it went */
+	char tls[16];			/* for logs: SMTP/LMTP "TLSv1.3" or
+					   "none"; "" for local delivery */
+	char cipher[64];		/* with TLS, its cipher */
 	void (*done)(struct djob *);	/* on the qmgr loop, once */
 	void *arg;			/* the caller's */
 	TAILQ_ENTRY(djob) link;		/* a destination's queue */

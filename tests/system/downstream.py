@@ -22,6 +22,8 @@ runs with d.configure(...) or plain assignment (d.data_reply = "451 ...").
     Downstream(lmtp=True)                            # LMTP (LHLO, per-rcpt
                                                      # replies after DATA)
     Downstream(tls_cert=make_cert(str(tmp_path), "mx.test"))   # STARTTLS
+    Downstream(tls_context=pki.server_context(cert, key))      # own context
+    d.server_names                 # SNI of each TLS handshake (None: none)
     Downstream(
         rcpt_replies={"bad@x.test": "550 5.1.1 no such user",
                       "full@x.test": "452 4.2.2 mailbox full",
@@ -225,6 +227,7 @@ class Session:
     helo: Optional[str] = None
     tls: bool = False
     tls_version: Optional[str] = None
+    tls_cipher: Optional[str] = None
     commands: list = field(default_factory=list)   # (VERB, argument)
     received: int = 0          # bytes swallowed while never greeting
     messages: int = 0          # completed message transactions
@@ -267,6 +270,7 @@ class _ProtoMixin:
         if ssl_obj is not None:
             self._rec.tls = True
             self._rec.tls_version = ssl_obj.version()
+            self._rec.tls_cipher = (ssl_obj.cipher() or (None,))[0]
 
     def connection_lost(self, error):
         try:
@@ -684,12 +688,14 @@ class Downstream:
     127.0.0.2 for MX tests); unix_path: listen there instead. hostname:
     what the greeting and EHLO say. knobs: see KNOBS and the module doc.
     tls_cert: (certfile, keyfile) from make_cert(); offers STARTTLS, or
-    TLS from the first byte with implicit_tls=True. auth: {user: password}
+    TLS from the first byte with implicit_tls=True. tls_context: a server
+    ssl.SSLContext to use instead of tls_cert (its sni_callback is wrapped
+    to record each client's SNI in d.server_names). auth: {user: password}
     offers AUTH PLAIN LOGIN (after STARTTLS unless auth_require_tls=False).
     """
 
     def __init__(self, port=None, lmtp=False, tls_cert=None, *,
-                 unix_path=None, host="127.0.0.1",
+                 tls_context=None, unix_path=None, host="127.0.0.1",
                  hostname="downstream.test", implicit_tls=False,
                  require_starttls=False, auth=None, auth_require_tls=True,
                  idle_timeout=IDLE_TIMEOUT, **knobs):
@@ -705,6 +711,7 @@ class Downstream:
         self.sessions = []
         self.messages = []          # completed transactions
         self.incomplete = []        # connection ended inside DATA/BDAT
+        self.server_names = []      # SNI per TLS handshake (None: no SNI)
         # knob defaults
         self.greeting = None
         self.never_greet = False
@@ -720,8 +727,8 @@ class Downstream:
         self.configure(**knobs)
 
         self._handler = _Handler(self)
-        tls_ctx = None
-        if tls_cert:
+        tls_ctx = tls_context
+        if tls_ctx is None and tls_cert:
             tls_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             if isinstance(tls_cert, (str, os.PathLike)):
                 tls_ctx.load_cert_chain(tls_cert)
@@ -729,6 +736,8 @@ class Downstream:
                 tls_ctx.load_cert_chain(*tls_cert)
         if implicit_tls and not tls_ctx:
             raise ValueError("implicit_tls needs tls_cert")
+        if tls_ctx is not None:
+            self._record_sni(tls_ctx)
         sock = self._listen(port)
         kw = dict(server_hostname=hostname, enable_SMTPUTF8=True,
                   decode_data=False, data_size_limit=None,
@@ -764,6 +773,16 @@ class Downstream:
         s.listen(128)
         s.setblocking(False)
         return s
+
+    def _record_sni(self, ctx):
+        """Wrap ctx's sni_callback: note the name the client sent."""
+        prev = ctx.sni_callback
+
+        def note(sslobj, name, c):
+            with self._lock:
+                self.server_names.append(name)
+            return prev(sslobj, name, c) if prev else None
+        ctx.sni_callback = note
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
         ok = isinstance(auth_data, LoginPassword) and self.auth.get(

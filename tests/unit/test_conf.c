@@ -1252,6 +1252,134 @@ test_delivery(void **state)
 }
 
 static void
+test_tls_policy(void **state)
+{
+	static const struct {
+		const char		*host;
+		int			 literal;
+		enum tls_client_policy	 policy;
+	} want[] = {
+		/* exact, then the longest parent at a label boundary */
+		{ "bank.example", 0, TLS_CLIENT_VERIFY },
+		{ "BANK.example", 0, TLS_CLIENT_VERIFY },
+		{ "mx.bank.example", 0, TLS_CLIENT_ENCRYPT },
+		{ "deep.bank.example", 0, TLS_CLIENT_ENCRYPT },
+		{ "a.deep.bank.example", 0, TLS_CLIENT_NONE },
+		{ "partner.example", 0, TLS_CLIENT_MAY },
+		/* else delivery.tls */
+		{ "mx.partner.example", 0, TLS_CLIENT_NONE },
+		{ "notbank.example", 0, TLS_CLIENT_NONE },
+		/* address literals: only their own entries, exactly */
+		{ "192.0.2.1", 1, TLS_CLIENT_VERIFY },
+		{ "2001:db8::1", 1, TLS_CLIENT_ENCRYPT },
+		{ "192.0.2.2", 1, TLS_CLIENT_NONE },
+	};
+	struct config	*cf;
+	char		 path[PATHLEN], text[512];
+	size_t		 i;
+
+	(void)state;
+	/* defaults: may, the system store, no per-destination entries */
+	cf = load_ok(BASE);
+	assert_int_equal(cf->delivery.tls, TLS_CLIENT_MAY);
+	assert_null(cf->delivery.tls_ca_file);
+	assert_int_equal(cf->delivery.ntls_policies, 0);
+	assert_int_equal(conf_tls_policy_find(cf, "example.org", 0),
+	    TLS_CLIENT_MAY);
+	conf_free(cf);
+
+	/* every word for the default */
+	cf = load_ok(BASE "delivery: {tls: encrypt}\n");
+	assert_int_equal(cf->delivery.tls, TLS_CLIENT_ENCRYPT);
+	conf_free(cf);
+	cf = load_ok(BASE "delivery: {tls: verify}\n");
+	assert_int_equal(cf->delivery.tls, TLS_CLIENT_VERIFY);
+	conf_free(cf);
+
+	write_file(path, "not checked here\n", 17);
+	snprintf(text, sizeof(text), BASE "delivery:\n"
+	    "  tls: none\n"
+	    "  tls_ca_file: %s\n"
+	    "  tls_policy:\n"
+	    "    Bank.Example: verify\n"
+	    "    .bank.example: encrypt\n"
+	    "    .deep.bank.example: none\n"
+	    "    partner.example: may\n"
+	    "    \"[192.0.2.1]\": verify\n"
+	    "    \"[2001:DB8:0::1]\": encrypt\n", path);
+	cf = load_ok(text);
+	unlink(path);
+	assert_string_equal(cf->delivery.tls_ca_file, path);
+	assert_int_equal(cf->delivery.ntls_policies, 6);
+	assert_string_equal(cf->delivery.tls_policies[0].dest, "bank.example");
+	assert_string_equal(cf->delivery.tls_policies[5].dest,
+	    "[2001:db8::1]");
+	for (i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (conf_tls_policy_find(cf, want[i].host, want[i].literal) !=
+		    want[i].policy)
+			fail_msg("policy of %s", want[i].host);
+	conf_free(cf);
+
+	/* an empty mapping is fine */
+	cf = load_ok(BASE "delivery: {tls_policy: {}}\n");
+	assert_int_equal(cf->delivery.ntls_policies, 0);
+	conf_free(cf);
+}
+
+static void
+test_tls_policy_errors(void **state)
+{
+	static const struct err_case	 c[] = {
+		{ BASE "delivery: {tls: Verify}\n", "3:17: invalid value "
+		    "'Verify' for 'delivery.tls': expected one of none, may, "
+		    "encrypt, verify" },
+		{ BASE "delivery: {tls: ~}\n",
+		    "3:17: missing value for 'delivery.tls'" },
+		{ BASE "delivery: {tls_policy: {example.org: secure}}\n",
+		    "3:38: invalid value 'secure' for "
+		    "'delivery.tls_policy.example.org': expected one of none, "
+		    "may, encrypt, verify" },
+		{ BASE "delivery: {tls_policy: {example.org: [verify]}}\n",
+		    "3:38: expected a scalar for "
+		    "'delivery.tls_policy.example.org', found a list" },
+		{ BASE "delivery:\n  tls_policy:\n    a.example: verify\n"
+		    "    A.Example: none\n", "6:5: duplicate destination "
+		    "'a.example' in 'delivery.tls_policy' (first at line 5)" },
+		{ BASE "delivery: {tls_policy: {\"*\": verify}}\n",
+		    "3:25: invalid destination '*' in 'delivery.tls_policy': "
+		    "expected a domain, .domain (its subdomains) or [address]" },
+		{ BASE "delivery: {tls_policy: {\"[mx.example]\": verify}}\n",
+		    "3:25: invalid destination '[mx.example]' in "
+		    "'delivery.tls_policy': expected a domain, .domain (its "
+		    "subdomains) or [address]" },
+		{ BASE "delivery: {tls_policy: {\"[192.0.2.300]\": verify}}\n",
+		    "3:25: invalid destination '[192.0.2.300]' in "
+		    "'delivery.tls_policy': expected a domain, .domain (its "
+		    "subdomains) or [address]" },
+		{ BASE "delivery: {tls_policy: {ex_ample.org: verify}}\n",
+		    "3:25: invalid destination 'ex_ample.org' in "
+		    "'delivery.tls_policy': expected a domain, .domain (its "
+		    "subdomains) or [address]" },
+		{ BASE "delivery: {tls_policy: [example.org]}\n",
+		    "3:24: expected a mapping for 'delivery.tls_policy', "
+		    "found a list" },
+		{ BASE "delivery: {tls_ca_file: /nonexistent/ca.pem}\n",
+		    "3:25: cannot read '/nonexistent/ca.pem' for "
+		    "'delivery.tls_ca_file': No such file or directory" },
+		{ BASE "delivery: {tls_ca_file: /}\n",
+		    "3:25: cannot read '/' for 'delivery.tls_ca_file': not a "
+		    "regular file" },
+		{ BASE "delivery: {tls_ca_file: \"\"}\n",
+		    "3:25: empty value for 'delivery.tls_ca_file'" },
+		{ BASE "delivery: {tls_cafile: /etc/ssl/ca.pem}\n",
+		    "3:12: unknown key 'tls_cafile' in 'delivery'" },
+	};
+
+	(void)state;
+	RUN_CASES(c);
+}
+
+static void
 test_control_socket(void **state)
 {
 	struct config	*cf;
@@ -1477,8 +1605,8 @@ test_delivery_errors(void **state)
 		{ BASE "delivery: {helo_name: ~}\n",
 		    "3:23: missing value for 'delivery.helo_name'" },
 		{ BASE "delivery: {tls: require}\n", "3:17: invalid value "
-		    "'require' for 'delivery.tls': expected one of may, "
-		    "none" },
+		    "'require' for 'delivery.tls': expected one of none, may, "
+		    "encrypt, verify" },
 		{ BASE "delivery: {concurrency: 10, per_destination: 11}\n",
 		    "3:46: 'delivery.per_destination' (11) may not exceed "
 		    "'delivery.concurrency' (10)" },
@@ -1886,6 +2014,8 @@ main(void)
 		cmocka_unit_test(test_local_route),
 		cmocka_unit_test(test_retry_domains),
 		cmocka_unit_test(test_delivery),
+		cmocka_unit_test(test_tls_policy),
+		cmocka_unit_test(test_tls_policy_errors),
 		cmocka_unit_test(test_control_socket),
 		cmocka_unit_test(test_routing_errors),
 		cmocka_unit_test(test_delivery_errors),

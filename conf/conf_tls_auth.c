@@ -1,5 +1,5 @@
 /*
- * conf_tls.c - the TLS and AUTH keys: listeners' tls: {mode, cert, key}
+ * conf_tls_auth.c - the TLS and AUTH keys: listeners' tls: {mode, cert, key}
  * and auth: none | optional | required, and the top-level auth: section.
  *
  * API: conf_listener_tls_keys[] and conf_set_listener_auth() for the
@@ -141,7 +141,7 @@ conf_auth_defaults(struct config *cf)
 }
 
 void
-conf_tls_free(struct config *cf)
+conf_tls_auth_free(struct config *cf)
 {
 	for (size_t i = 0; i < cf->nlisteners; i++) {
 		free(cf->listeners[i].tls.cert);
