@@ -183,6 +183,11 @@ struct conf_log {
 	char *facility;			/* syslog facility name, default "mail" */
 };
 
+struct conf_metrics {			/* metrics: {address, port} */
+	char *address;			/* default 127.0.0.1 */
+	uint16_t port;			/* 0: no metrics endpoint */
+};
+
 struct config {
 	char *path;			/* the file it came from */
 	char *hostname;
@@ -229,6 +234,7 @@ struct config {
 	char *plugin_dir;		/* NULL: the built-in default */
 	enum bare_newline_policy bare_newline;
 	struct conf_log log;
+	struct conf_metrics metrics;
 };
 
 struct config	*conf_load(const char *path, char *err, size_t errlen);

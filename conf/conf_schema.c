@@ -4,8 +4,8 @@
  * API: conf_top_keys[] (walked by conf_load()), conf_schema_finish() for the
  * checks that need the whole file; see conf_priv.h.
  * Each row names a key, its setter and where the value goes. Keys of
- * features not written yet (metrics) have a row whose setter
- * says so, rather than being silently ignored. The tables of delivery:,
+ * features not written yet would have a row whose setter
+ * (conf_set_unsupported) says so, rather than being silently ignored. The tables of delivery:,
  * bounce:, control: and retry: are in conf_delivery.c, the routing keys in
  * conf_routes.c.
  * Errors: 0 or -1 with "FILE:LINE:COL: what" in ld->err.
@@ -143,6 +143,13 @@ static const struct conf_key log_keys[] = {
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
 
+#define MET(f)	offsetof(struct conf_metrics, f)
+static const struct conf_key metrics_keys[] = {
+	{ "address",	set_address,	MET(address),	0, 0,	  NULL },
+	{ "port",	conf_set_uint16, MET(port),	1, 65535, NULL },
+	{ NULL,		NULL,		0,		0, 0,	  NULL },
+};
+
 const struct conf_key conf_top_keys[] = {
 	{ "hostname",	set_hostname,	0,		0, 0,	  NULL },
 	{ "spool",	conf_set_path,	CF(spool),	0, 0,	  NULL },
@@ -164,7 +171,7 @@ const struct conf_key conf_top_keys[] = {
 	{ "auth",	conf_set_section, CF(auth),	0, 0, conf_auth_keys },
 	{ "pipeline",	conf_set_pipeline, 0,		0, 0,	  NULL },
 	{ "plugin_dir",	conf_set_path,	CF(plugin_dir),	0, 0,	  NULL },
-	{ "metrics",	conf_set_unsupported, 0,	0, 0,	  NULL },
+	{ "metrics",	conf_set_section, CF(metrics), 0, 0,	  metrics_keys },
 	{ "control",	conf_set_section, 0,		0, 0, conf_control_keys },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
@@ -668,6 +675,13 @@ conf_schema_finish(struct conf_loader *ld)
 		return conf_error(ld, ld->root, "no local domain: "
 		    "'domains.local' needs at least one domain");
 	if (conf_routes_finish(ld) == -1)
+		return -1;
+	if (ld->cf->metrics.address != NULL && ld->cf->metrics.port == 0)
+		return conf_error(ld, ld->root, "metrics: has an address but "
+		    "no port");
+	if (ld->cf->metrics.port != 0 && ld->cf->metrics.address == NULL &&
+	    (ld->cf->metrics.address = conf_strdup(ld, NULL,
+	    "127.0.0.1")) == NULL)
 		return -1;
 	return conf_delivery_finish(ld);
 }

@@ -14,6 +14,7 @@
 #include "iopool.h"
 #include "local.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 #include "route.h"
 #include "server.h"
@@ -55,7 +56,7 @@ status_word(enum deliver_result r)
 
 static void
 log_result(const struct attempt *a, size_t i, const char *relay,
-    const struct djob *job)
+    const struct djob *job, const char *transport)
 {
 	const struct rcpt_result *r = &a->res[i];
 	char to[ADDR_PATH_MAX + 3], dsn[16], tls[100] = "";
@@ -67,6 +68,9 @@ log_result(const struct attempt *a, size_t i, const char *relay,
 	if (job != NULL && job->tls[0] != '\0')
 		snprintf(tls, sizeof(tls), " tls=%s%s%s", job->tls,
 		    job->cipher[0] ? " cipher=" : "", job->cipher);
+	metrics_inc(M_DELIVERIES, transport, status_word(r->result));
+	metrics_observe(M_DELIVERY_SECONDS, (double)(now - a->started_us) /
+	    1e6, transport);
 	log_info("qid=%s event=delivery to=%s relay=%s delay=%.2f "
 	    "attempt_ms=%llu dsn=%s status=%s%s text=%s", a->id, log_q(to),
 	    log_q(relay), (double)(now - a->m.env.arrival) / 1e6,
@@ -85,7 +89,7 @@ job_done(struct djob *job)
 		size_t i = job->rcpts[k];
 		rcpt_result_clear(&a->res[i]);
 		a->res[i] = job->res[k];	/* takes remote and diag */
-		log_result(a, i, job->relay, job);
+		log_result(a, i, job->relay, job, job->transport);
 	}
 	free(job->res);
 	free(job->rcpts);
@@ -109,9 +113,13 @@ local_done(void *arg)
 }
 
 static struct djob *
-job_new(struct attempt *a, const size_t *idx, size_t n)
+job_new(struct attempt *a, const size_t *idx, size_t n,
+    enum route_kind kind)
 {
 	struct djob *job = xcalloc(1, sizeof(*job));
+
+	job->transport = kind == ROUTE_MAILDIR ? "maildir" :
+	    kind == ROUTE_LMTP ? "lmtp" : "smtp";
 
 	job->msg = &a->m;
 	job->nrcpts = n;
@@ -136,18 +144,18 @@ submit_group(struct attempt *a, struct group *g)
 		for (size_t k = 0; k < g->n; k++) {
 			rcpt_result_set(&a->res[g->idx[k]], DELIVER_OK,
 			    "2.0.0 discarded by route");
-			log_result(a, g->idx[k], "discard", NULL);
+			log_result(a, g->idx[k], "discard", NULL, "discard");
 		}
 		break;
 	case ROUTE_MAILDIR:
 		iopool_submit(server.delivery_pool, local_work, server.qmgr,
-		    local_done, job_new(a, g->idx, g->n));
+		    local_done, job_new(a, g->idx, g->n, g->spec.kind));
 		break;
 	case ROUTE_SMTP:
 	case ROUTE_LMTP:
 		for (size_t k = 0; k < g->n; k += per)
 			dest_submit(&g->spec, g->domain, job_new(a, g->idx + k,
-			    g->n - k < per ? g->n - k : per));
+			    g->n - k < per ? g->n - k : per, g->spec.kind));
 		break;
 	}
 }
@@ -192,17 +200,17 @@ route_all(struct attempt *a)
 		if (a->bounce_now) {	/* the operator's word is final */
 			rcpt_result_set(&a->res[i], DELIVER_PERM, "5.0.0 "
 			    "returned to the sender by the mail administrator");
-			log_result(a, i, "none", NULL);
+			log_result(a, i, "none", NULL, "none");
 			continue;
 		}
 		if (a->decided) {	/* by the deliver stage */
-			log_result(a, i, "filter", NULL);
+			log_result(a, i, "filter", NULL, "none");
 			continue;
 		}
 		domain[0] = '\0';
 		if (route_for(server.conf, server.mailboxes, &a->m.env, i,
 		    &spec, domain, sizeof(domain), &a->res[i]) == -1) {
-			log_result(a, i, "none", NULL);
+			log_result(a, i, "none", NULL, "none");
 			continue;
 		}
 		a->retry[i] = conf_retry_for(server.conf, domain);

@@ -20,6 +20,7 @@
 #include "envelope.h"
 #include "filter.h"
 #include "log.h"
+#include "metrics.h"
 #include "loop.h"
 #include "server.h"
 #include "util.h"
@@ -316,6 +317,7 @@ log_call(struct sluice_call *c)
 
 	if (filter_trace != NULL)
 		filter_trace(c, us);
+	metrics_observe(M_FILTER_SECONDS, (double)us / 1e6, c->filter->name);
 	if (c->verdict.kind == SLUICE_CONTINUE && !log_debug_enabled())
 		return;
 	log_info("qid=%s session=%016llx event=filter stage=%s filter=%s "
@@ -353,6 +355,7 @@ call_fail(struct sluice_call *c, const char *why)
 	    "filter=%s action=%s reason=%s", subject_qid(c->subj),
 	    (unsigned long long)c->subj->session_id, stage_name(c->stage),
 	    c->filter->name, verdict_name(c->filter->on_error), log_q(why));
+	metrics_inc(M_FILTER_ERRORS, c->filter->name);
 	call_set_verdict(c, c->filter->on_error, 0, NULL, NULL);
 	call_finish(c);
 }

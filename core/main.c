@@ -39,6 +39,8 @@
 #include "log.h"
 #include "loop.h"
 #include "mailbox.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "milter_mode.h"
 #include "qmgr.h"
 #include "queue.h"
@@ -121,6 +123,8 @@ start(void)
 	if (listen_all(c, &server.listeners, &server.nlisteners, err,
 	    sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
+	if (metrics_http_bind(c, err, sizeof(err)) == -1)
+		fatalx("event=init error=%s", log_q(err));
 	/* keys are read before privileges go (they may be root's only) */
 	if (tls_server_init(c, err, sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
@@ -146,6 +150,7 @@ start(void)
 	if (loop_start(server.qmgr) == -1)
 		fatal("event=init error=\"cannot start queue manager\"");
 	workers_start();
+	metrics_http_start();
 	for (unsigned i = 0; i < server.nlisteners; i++)
 		log_info("event=listening listener=%s address=%s port=%u",
 		    server.listeners[i].conf->name,
@@ -168,6 +173,7 @@ stop(void)
 	iopool_free(server.auth_pool);
 	workers_exit();
 	pipeline_unref(server.pipeline);	/* sessions are gone: last ref */
+	metrics_http_stop();		/* it asks the queue manager */
 	qmgr_stop();
 	iopool_free(server.delivery_pool);
 	loop_exit(server.qmgr);
@@ -181,6 +187,7 @@ stop(void)
 	queue_close();
 	dirsync_path_clear();
 	free(server.listeners);
+	metrics_free();
 	log_info("event=stopped");
 }
 
@@ -272,6 +279,7 @@ main(int argc, char *argv[])
 		fatalx("event=init error=\"c-ares does not start\"");
 	mime_global_init();
 	kv_init();
+	metrics_init();
 	if (milter != NULL) {
 		drop_privileges(server.conf, 0);
 		rv = milter_mode_run(milter);

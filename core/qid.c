@@ -40,3 +40,17 @@ qid_valid(const char *s)
 			return 0;
 	return 1;
 }
+
+uint64_t
+qid_usec(const char *id)
+{
+	uint64_t t = 0;
+
+	for (int i = 0; i < 11 && id[i] != '\0'; i++) {
+		const char *p = strchr(alphabet, id[i]);
+		if (p == NULL || id[i] == '\0')
+			return 0;
+		t = t << 5 | (uint64_t)(p - alphabet);
+	}
+	return t;
+}

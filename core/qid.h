@@ -8,9 +8,14 @@
 #ifndef SLUICE_QID_H
 #define SLUICE_QID_H
 
+#include <stdint.h>
+
 #define QID_LEN	14
 
 void	qid_new(char buf[QID_LEN + 1]);
 int	qid_valid(const char *);
+/* qid_usec - when the ID was made (microseconds since the epoch, as
+   now_usec()); 0 for a malformed ID */
+uint64_t qid_usec(const char *);
 
 #endif

@@ -23,6 +23,7 @@
 #include "filter.h"
 #include "log.h"
 #include "loop.h"
+#include "qid.h"
 #include "qmgr.h"
 #include "queue.h"
 #include "queue_status.h"
@@ -451,4 +452,21 @@ qmgr_active_ids(char ***ids)
 			(*ids)[n++] = xstrdup(e->id);
 		}
 	return n;
+}
+
+void
+qmgr_census(struct qmgr_census *c)
+{
+	memset(c, 0, sizeof(*c));
+	for (struct qentry *e = qm.all; e != NULL; e = e->next_all) {
+		uint64_t t = qid_usec(e->id);
+		int active = e->running || e->ready;
+		unsigned long *n = active ? &c->active : &c->deferred;
+		uint64_t *old = active ? &c->active_oldest :
+		    &c->deferred_oldest;
+
+		(*n)++;
+		if (t != 0 && (*old == 0 || t < *old))
+			*old = t;
+	}
 }

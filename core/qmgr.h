@@ -13,6 +13,7 @@
 #define SLUICE_QMGR_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #define QMGR_ACTIVE_MAX	1000
 
@@ -33,6 +34,14 @@ int	qmgr_delete(const char *id);
 int	qmgr_bounce(const char *id);
 /* qmgr_state - "active" (an attempt runs), "waiting", or NULL */
 const char *qmgr_state(const char *id);
+/* qmgr_census - messages with an attempt running or ready to start
+   (active) and waiting for a retry (deferred), and the oldest of each
+   (qid_usec(), 0 when none); qmgr loop */
+struct qmgr_census {
+	unsigned long active, deferred;
+	uint64_t active_oldest, deferred_oldest;
+};
+void	qmgr_census(struct qmgr_census *);
 /* qmgr_active_ids - malloc'ed copies of the ids with an attempt running */
 size_t	qmgr_active_ids(char ***ids);
 

@@ -28,6 +28,7 @@
 #include "kvstore.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "sasl.h"
 #include "server.h"
 #include "smtp_session.h"
@@ -141,6 +142,7 @@ auth_failed(struct smtp_session *s, const char *user, const char *why)
 	unsigned n = count_failure(s);
 	struct timeval tv = { (time_t)n * a->failure_delay, 0 };
 
+	metrics_inc(M_AUTH, "failed");
 	log_info("session=%016llx event=auth status=failed client=%s user=%s "
 	    "mechanism=%s reason=%s failures=%u", SID(s), s->addr,
 	    log_q(user), sasl_mech_name(s->sasl_mech), log_q(why), n);
@@ -162,6 +164,7 @@ auth_succeeded(struct smtp_session *s, const char *user, const char *by)
 	s->auth_user = xstrdup(user);
 	s->subj.auth_user = s->auth_user;
 	s->subj.auth_mech = sasl_mech_name(s->sasl_mech);
+	metrics_inc(M_AUTH, "ok");
 	log_info("session=%016llx event=auth status=ok client=%s user=%s "
 	    "mechanism=%s by=%s", SID(s), s->addr, log_q(user),
 	    sasl_mech_name(s->sasl_mech), by);
@@ -190,6 +193,7 @@ stage_done(struct smtp_session *s, const struct verdict *v)
 			verdict_reply(v, SLUICE_ON_AUTH, reply, sizeof(reply));
 			session_reply(s, "%s", reply);
 		}
+		metrics_inc(M_AUTH, "tempfail");
 		log_info("session=%016llx event=auth status=tempfail "
 		    "client=%s user=%s filter=%s", SID(s), s->addr,
 		    log_q(user), v->filter ? v->filter : "-");
@@ -341,6 +345,7 @@ smtp_cmd_auth(struct smtp_session *s, char *args)
 		return;
 	}
 	if (failures(s) >= server.conf->auth.max_failures) {
+		metrics_inc(M_AUTH, "blocked");
 		log_info("session=%016llx event=auth status=blocked client=%s",
 		    SID(s), s->addr);
 		session_reply(s, "454 4.7.0 Error: too many failed "

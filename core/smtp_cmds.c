@@ -16,6 +16,7 @@
 #include "conf.h"
 #include "log.h"
 #include "mailbox.h"
+#include "metrics.h"
 #include "server.h"
 #include "smtp_addr.h"
 #include "smtp_cmd.h"
@@ -220,6 +221,7 @@ cmd_mail(struct smtp_session *s, char *args)
 	}
 	if (mp.has_size && c->limits.message_size != 0 &&
 	    mp.size > c->limits.message_size) {
+		metrics_inc(M_MESSAGES_REJECTED, "mail", "message_size");
 		session_reply(s, "552 5.3.4 Message size exceeds fixed maximum "
 		    "message size");
 		return;
@@ -321,6 +323,7 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		return;
 	}
 	if (tx->env.nrcpts >= server.conf->limits.recipients) {
+		metrics_inc(M_MESSAGES_TEMPFAILED, "rcpt", "recipient_limit");
 		session_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
@@ -328,6 +331,8 @@ cmd_rcpt(struct smtp_session *s, char *args)
 	if ((reply = rcpt_route(s, &addr, rcpt, sizeof(rcpt))) != NULL) {
 		char text[ADDR_PATH_MAX + 128];
 		snprintf(text, sizeof(text), reply, rcpt);
+		metrics_inc(M_MESSAGES_REJECTED, "rcpt", text[0] == '5' &&
+		    text[2] == '4' ? "relay_denied" : "unknown_user");
 		session_reply(s, "%s", text);
 		log_info("qid=%s session=%016llx event=reject stage=rcpt "
 		    "to=%s reply=%s", tx->env.id, SID(s), log_q(rcpt),

@@ -19,6 +19,7 @@
 #include "dns.h"
 #include "filter.h"
 #include "log.h"
+#include "metrics.h"
 #include "queue.h"
 #include "loop.h"
 #include "server.h"
@@ -156,6 +157,8 @@ session_refuse(struct smtp_session *s, enum sluice_stage st,
 		verdict_reply(v, st, reply, sizeof(reply));
 		session_reply(s, "%s", reply);
 	}
+	metrics_refusal(stage_name(st), v->filter ? v->filter : "filter",
+	    reply);
 	log_info("qid=%s session=%016llx event=reject stage=%s filter=%s "
 	    "reply=%s", s->tx ? s->tx->env.id : "-", SID(s), stage_name(st),
 	    v->filter ? v->filter : "-", log_q(reply));

@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "conn_limits.h"
 #include "log.h"
+#include "metrics.h"
 #include "mime.h"
 #include "loop.h"
 #include "queue.h"
@@ -300,6 +301,7 @@ session_destroy(struct smtp_session *s)
 		s->bev = NULL;
 		cmd_timer_disarm(s);
 		conn_limits_release((struct sockaddr *)&s->peer);
+		metrics_add(M_SESSIONS_CURRENT, -1.0, s->listener->name);
 	}
 	if (s->jobs > 0 || (s->flags & SS_INPROC))
 		return;
@@ -473,6 +475,7 @@ on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
 		if (s->flags & SS_HANDSHAKE) {	/* nothing to say in clear */
+			metrics_inc(M_TLS_HANDSHAKES, "inbound", "failed");
 			log_info("session=%016llx event=tls-failed client=%s "
 			    "reason=\"handshake timeout\"",
 			    (unsigned long long)s->id, s->addr);
@@ -530,6 +533,8 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 		w->sessions->prev = s;
 	w->sessions = s;
 	w->nsessions++;
+	metrics_inc(M_SESSIONS_TOTAL, l->name);
+	metrics_add(M_SESSIONS_CURRENT, 1.0, l->name);
 	log_info("session=%016llx event=connect client=%s port=%u listener=%s",
 	    (unsigned long long)s->id, s->addr, s->port, l->name);
 	s->pipeline = pipeline_current();

@@ -19,6 +19,7 @@
 #include "conf.h"
 #include "iopool.h"
 #include "log.h"
+#include "metrics.h"
 #include "mime.h"
 #include "loop.h"
 #include "qmgr.h"
@@ -200,6 +201,19 @@ message_done(struct smtp_session *s, const struct verdict *v)
 	queue_stage(s);
 }
 
+/* content_reason - the metrics' reason for refusing a message's content */
+static const char *
+content_reason(const char *reply)
+{
+	if (strncmp(reply, "552", 3) == 0)
+		return "message_size";
+	if (strncmp(reply, "554 5.4.6", 9) == 0)
+		return "loop";
+	if (reply[0] == '4')
+		return "queue_error";
+	return "content";		/* bare newline, line length, ... */
+}
+
 /* end_of_content - the whole message is in: refuse, filter, commit */
 static void
 end_of_content(struct smtp_session *s)
@@ -216,6 +230,7 @@ end_of_content(struct smtp_session *s)
 		reply = "554 5.4.6 Too many hops: the message is looping "
 		    "(too many Received: header fields)";
 	if (reply != NULL) {
+		metrics_refusal("message", content_reason(reply), reply);
 		log_info("qid=%s session=%016llx event=reject stage=data "
 		    "size=%llu reply=%s", tx->env.id, SID(s),
 		    (unsigned long long)tx->dec.size, log_q(reply));
@@ -431,12 +446,14 @@ commit_done(void *arg)
 		    (unsigned long long)ms);
 		if (!tx->env.quarantine)
 			qmgr_submit(tx->env.id);
+		metrics_inc(M_MESSAGES_ACCEPTED, s->listener->name);
 		session_reply(s, "250 2.0.0 Ok: queued as %s", tx->env.id);
 		s->messages++;
 	} else {
 		errno = j->err;
 		log_warn("qid=%s session=%016llx event=commit-failed",
 		    tx->env.id, SID(s));
+		metrics_inc(M_MESSAGES_TEMPFAILED, "queue", "queue_error");
 		session_reply(s, "%s", (j->err == ENOSPC || j->err == EDQUOT) ?
 		    "452 4.3.1 Insufficient system storage" :
 		    "451 4.3.0 Error: queue file write error");

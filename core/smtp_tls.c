@@ -31,6 +31,7 @@
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "server.h"
 #include "smtp_session.h"
 #include "tls_server.h"
@@ -154,6 +155,7 @@ smtp_tls_established(struct smtp_session *s)
 	s->tls_bits = c != NULL ? SSL_CIPHER_get_bits(c, &alg) : 0;
 	s->subj.tls_version = s->tls_version;
 	s->subj.tls_cipher = s->tls_cipher;
+	metrics_inc(M_TLS_HANDSHAKES, "inbound", "ok");
 	log_info("session=%016llx event=tls version=%s cipher=%s bits=%d",
 	    SID(s), s->tls_version, s->tls_cipher, s->tls_bits);
 	if (s->state == SMTP_CONNECTED) {	/* implicit TLS */
@@ -183,6 +185,7 @@ smtp_tls_failed(struct smtp_session *s, short what)
 		snprintf(why, sizeof(why), "%s", strerror(errno));
 	while (s->bev != NULL && bufferevent_get_openssl_error(s->bev) != 0)
 		;
+	metrics_inc(M_TLS_HANDSHAKES, "inbound", "failed");
 	log_info("session=%016llx event=tls-failed client=%s reason=%s",
 	    SID(s), s->addr, log_q(why));
 }

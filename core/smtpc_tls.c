@@ -29,6 +29,7 @@
 #include <openssl/x509v3.h>
 
 #include "conf.h"
+#include "metrics.h"
 #include "dest.h"
 #include "server.h"
 #include "smtpc.h"
@@ -197,6 +198,7 @@ smtpc_tls_failed(struct smtpc *c, struct bufferevent *bev, char *why,
 
 	if (what == NULL)
 		what = e ? "TLS error" : "connection closed";
+	metrics_inc(M_TLS_HANDSHAKES, "outbound", "failed");
 	while (bufferevent_get_openssl_error(bev) != 0)
 		;
 	if (ve != NULL)
@@ -218,10 +220,12 @@ smtpc_tls_established(struct smtpc *c, struct bufferevent *bev, char *why,
 	const char *ve = verify_error(c, ssl);
 
 	if (ve != NULL) {
+		metrics_inc(M_TLS_HANDSHAKES, "outbound", "failed");
 		snprintf(why, len, "4.7.5 TLS certificate verification failed "
 		    "for %s: %s", c->peer, ve);
 		return -1;
 	}
+	metrics_inc(M_TLS_HANDSHAKES, "outbound", "ok");
 	strlcpy_s(c->tls_version, SSL_get_version(ssl),
 	    sizeof(c->tls_version));
 	strlcpy_s(c->tls_cipher, SSL_get_cipher_name(ssl),

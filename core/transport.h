@@ -49,6 +49,7 @@ struct djob {
 	char tls[16];			/* for logs: SMTP/LMTP "TLSv1.3" or
 					   "none"; "" for local delivery */
 	char cipher[64];		/* with TLS, its cipher */
+	const char *transport;		/* "smtp", "lmtp", "maildir" */
 	void (*done)(struct djob *);	/* on the qmgr loop, once */
 	void *arg;			/* the caller's */
 	TAILQ_ENTRY(djob) link;		/* a destination's queue */

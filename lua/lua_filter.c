@@ -18,6 +18,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "metrics.h"
 #include "conf.h"
 #include "conf_filter.h"
 #include "filter_plugin.h"
@@ -294,6 +295,8 @@ resume(struct lua_call *lc, struct sluice_call *c, int nargs)
 		return;
 	}
 	call_end(c, 0);
+	metrics_inc((st == LUA_YIELD && in->budget_out) || st == LUA_ERRMEM ?
+	    M_LUA_BUDGET : M_LUA_ERRORS, c->filter->name);
 	call_fail(c, why);
 }
 
