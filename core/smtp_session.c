@@ -310,6 +310,7 @@ session_destroy(struct smtp_session *s)
 	pipeline_session_end(s->pipeline, &s->subj);
 	event_free(s->cmd_timer);
 	event_free(s->flush_ev);
+	smtp_guard_clear(&s->guard);
 	free(s->helo);
 	free(s->rdns);
 	tags_clear(&s->tags);
