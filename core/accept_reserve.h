@@ -5,8 +5,13 @@
 #ifndef SLUICE_ACCEPT_RESERVE_H
 #define SLUICE_ACCEPT_RESERVE_H
 
+#include <sys/socket.h>
+
 /* accept_reserve_init - take the spare descriptor; -1 if none is free */
 int	accept_reserve_init(void);
+/* accept_reserve_accept - accept4() (non-blocking, close-on-exec) in step
+   with the refusals, taking the spare back first if it was lost */
+int	accept_reserve_accept(int lfd, struct sockaddr *, socklen_t *);
 /*
  * accept_reserve_refuse - accept() failed with EMFILE or ENFILE on lfd:
  * spend the spare descriptor on one waiting client, answer it 421 and

@@ -198,9 +198,13 @@ main(int argc, char *argv[])
 		return 1;
 	}
 	if (privs_filters_check(server.conf, err, sizeof(err)) == -1) {
-		fprintf(stderr, "sluiced: %s: %s\n", path, err);
-		conf_free(server.conf);
-		return 1;
+		/* -t checks the file, whoever runs it: a warning there */
+		fprintf(stderr, "sluiced: %s%s: %s\n", check ? "warning: " :
+		    "", path, err);
+		if (!check) {
+			conf_free(server.conf);
+			return 1;
+		}
 	}
 	if (check) {
 		struct pipeline *p;

@@ -61,8 +61,8 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 	(void)what;
 	for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
 		sl = sizeof(ss);
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept_reserve_accept(lfd, (struct sockaddr *)&ss,
+		    &sl);
 		if (fd == -1 && (errno == EMFILE || errno == ENFILE)) {
 			int r = accept_reserve_refuse(lfd, ctx->ls->conf->name);
 			if (r == 1)

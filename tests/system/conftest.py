@@ -118,6 +118,7 @@ class Server(ChildProcess):
         self.log_start = 0
         self.expect_dead = False
         self.stopped = False
+        self.preexec_fn = None      # run in the child before exec
         self.write_config()
 
     # -- configuration ----------------------------------------------------
@@ -136,7 +137,8 @@ class Server(ChildProcess):
         self.log_start = logf.tell()
         self.proc = subprocess.Popen([SLUICED, "-c", self.cfg_path],
                                      stdout=logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, cwd=self.tmp)
+                                     stdin=subprocess.DEVNULL, cwd=self.tmp,
+                                     preexec_fn=self.preexec_fn)
         logf.close()
         self.expect_dead = False
         self.stopped = False
