@@ -9,7 +9,7 @@ import resource
 import socket
 import time
 
-from helpers import check, queued_id, received_qid
+from helpers import received_qid, submit_message
 
 NOFILE = 64
 
@@ -86,13 +86,8 @@ def test_fd_exhaustion_answers_421_and_recovers(make_server):
     deadline = time.monotonic() + 5
     while open_fds(srv.pid) > base + 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    c = srv.raw()
-    check(c.cmd("EHLO back.test"), 250)
-    check(c.cmd("MAIL FROM:<s@remote.test>"), 250)
-    check(c.cmd("RCPT TO:<alice@example.test>"), 250)
-    check(c.cmd("DATA"), 354)
-    c.send("Subject: back\r\n\r\nfine\r\n.\r\n")
-    qid = queued_id(c.reply())
+    qid = submit_message(srv, "s@remote.test", ["alice@example.test"],
+                         "Subject: back\r\n\r\nfine\r\n.\r\n")
     [data] = srv.wait_mail("alice")
     assert received_qid(data) == qid
     log = srv.run_log()

@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from conftest import SLUICED, REPO, render
-from helpers import check, queued_id, wait_for
+from helpers import check, submit_message, wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
@@ -65,13 +65,8 @@ def nobody_config(srv, d, nobody, **extra):
 
 
 def send_one(srv):
-    c = srv.raw()
-    check(c.cmd("EHLO privs.test"), 250)
-    check(c.cmd("MAIL FROM:<s@remote.test>"), 250)
-    check(c.cmd("RCPT TO:<alice@example.test>"), 250)
-    check(c.cmd("DATA"), 354)
-    c.send("Subject: privs\r\n\r\nas nobody\r\n.\r\n")
-    return queued_id(c.reply())
+    return submit_message(srv, "s@remote.test", ["alice@example.test"],
+                          "Subject: privs\r\n\r\nas nobody\r\n.\r\n")
 
 
 def delivered(new_dir):

@@ -31,6 +31,15 @@ def trickle(c, data, interval, limit):
     return said.decode(errors="replace"), time.monotonic() - t0
 
 
+def open_tx(srv):
+    """A session with a transaction open, ready for DATA or BDAT."""
+    c = srv.raw()
+    check(c.cmd("EHLO slow.test"), 250)
+    check(c.cmd("MAIL FROM:<s@remote.test>"), 250)
+    check(c.cmd("RCPT TO:<alice@example.test>"), 250)
+    return c
+
+
 def assert_aborted(srv, c, said, reason):
     assert re.match(r"421 4\.4\.2 ", said), said
     assert reason in said, said
@@ -78,10 +87,7 @@ def test_slow_data_rate(make_server):
     srv = make_server({"limits": {"min_data_rate": "1K",
                                   "data_rate_grace": "1s",
                                   "data_timeout": "60s"}})
-    c = srv.raw()
-    check(c.cmd("EHLO slow.test"), 250)
-    check(c.cmd("MAIL FROM:<s@remote.test>"), 250)
-    check(c.cmd("RCPT TO:<alice@example.test>"), 250)
+    c = open_tx(srv)
     check(c.cmd("DATA"), 354)
     c.send(HDR)
     said, took = trickle(c, b"y" * 10000, 0.025, 8)
@@ -95,10 +101,7 @@ def test_data_timeout(make_server):
     rate."""
     srv = make_server({"limits": {"data_timeout": "2s",
                                   "min_data_rate": 0}})
-    c = srv.raw()
-    check(c.cmd("EHLO slow.test"), 250)
-    check(c.cmd("MAIL FROM:<s@remote.test>"), 250)
-    check(c.cmd("RCPT TO:<alice@example.test>"), 250)
+    c = open_tx(srv)
     check(c.cmd("DATA"), 354)
     said, took = trickle(c, (HDR + "z" * 1000).encode(), 0.05, 8)
     assert 1.8 <= took < 4, took
@@ -109,10 +112,7 @@ def test_bdat_data_timeout(make_server):
     """BDAT content is bounded the same way, across chunks."""
     srv = make_server({"limits": {"data_timeout": "2s",
                                   "min_data_rate": 0}})
-    c = srv.raw()
-    check(c.cmd("EHLO slow.test"), 250)
-    check(c.cmd("MAIL FROM:<s@remote.test>"), 250)
-    check(c.cmd("RCPT TO:<alice@example.test>"), 250)
+    c = open_tx(srv)
     body = HDR.encode() + b"b" * 100
     c.send(b"BDAT %d\r\n" % len(body) + body)
     check(c.reply(), 250, "2.0.0")
