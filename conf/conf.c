@@ -393,6 +393,23 @@ conf_set_size(struct conf_loader *ld, const struct conf_key *k,
 }
 
 int
+conf_set_bool(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	const char	*v;
+	char		 q[QUOTE_LEN];
+
+	(void)key;
+	if ((v = conf_scalar(ld, k, val)) == NULL)
+		return -1;
+	if (conf_parse_bool(v, (int *)((char *)obj + k->off)) == -1)
+		return conf_error(ld, val, "invalid value '%s' for '%s': "
+		    "expected true or false", conf_quote(v, q, sizeof(q)),
+		    conf_qname(ld, k));
+	return 0;
+}
+
+int
 conf_set_section(struct conf_loader *ld, const struct conf_key *k,
     const struct ynode *key, const struct ynode *val, void *obj)
 {
@@ -500,6 +517,10 @@ set_defaults(struct conf_loader *ld)
 	cf->limits.hops = 100;
 	cf->limits.idle_timeout = 5 * 60;
 	cf->limits.command_timeout = 5 * 60;
+	cf->limits.data_timeout = 10 * 60;
+	cf->limits.min_data_rate = 1024;
+	cf->limits.data_rate_grace = 30;
+	cf->pipelining_checks = 1;
 	cf->dns.timeout = 5;
 	cf->dns.attempts = 2;
 	cf->bare_newline = BARE_NL_REJECT;

@@ -88,6 +88,10 @@ struct conf_limits {
 	unsigned idle_timeout;		/* seconds without any input */
 	unsigned command_timeout;	/* seconds to complete one command line */
 	unsigned hops;			/* Received: fields before 554 5.4.6 */
+	unsigned data_timeout;		/* seconds for a whole DATA/BDAT
+					   content, 0 = none */
+	uint64_t min_data_rate;		/* bytes/s over the content, 0 = none */
+	unsigned data_rate_grace;	/* seconds before the rate counts */
 };
 
 struct conf_retry {			/* all in seconds */
@@ -233,6 +237,9 @@ struct config {
 	size_t nfilters;
 	char *plugin_dir;		/* NULL: the built-in default */
 	enum bare_newline_policy bare_newline;
+	unsigned greeting_delay;	/* seconds before the 220 (untrusted) */
+	int pipelining_checks;		/* RFC 2920 order for untrusted */
+	int allow_root_filters;		/* run pipeline: as root (unsafe) */
 	struct conf_log log;
 	struct conf_metrics metrics;
 };
@@ -243,6 +250,7 @@ void		 conf_free(struct config *);
 /* Value parsers: 0 on success, -1 on a malformed or out-of-range value. */
 int	conf_parse_duration(const char *, unsigned *seconds);
 int	conf_parse_size(const char *, uint64_t *bytes);
+int	conf_parse_bool(const char *, int *on);
 int	conf_parse_network(const char *, struct conf_network *);
 int	conf_network_match(const struct conf_network *,
 	    const struct sockaddr *);

@@ -96,6 +96,8 @@ int	conf_set_duration(struct conf_loader *, const struct conf_key *,
 	    const struct ynode *, const struct ynode *, void *);
 int	conf_set_size(struct conf_loader *, const struct conf_key *,
 	    const struct ynode *, const struct ynode *, void *);
+int	conf_set_bool(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
 int	conf_set_section(struct conf_loader *, const struct conf_key *,
 	    const struct ynode *, const struct ynode *, void *);
 int	conf_set_unsupported(struct conf_loader *, const struct conf_key *,

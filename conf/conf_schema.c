@@ -120,11 +120,19 @@ static const struct conf_key limit_keys[] = {
 	{ "idle_timeout", conf_set_duration, LIM(idle_timeout),	1, 0, NULL },
 	{ "command_timeout", conf_set_duration, LIM(command_timeout), 1, 0,
 	    NULL },
+	{ "data_timeout", conf_set_duration, LIM(data_timeout),	0, 0, NULL },
+	{ "min_data_rate", conf_set_size, LIM(min_data_rate),	0, 0, NULL },
+	{ "data_rate_grace", conf_set_duration, LIM(data_rate_grace), 1,
+	    86400, NULL },
 	{ NULL,		  NULL,		  0,			0, 0, NULL },
 };
 
 static const struct conf_key smtp_keys[] = {
 	{ "bare_newline", set_bare_newline, 0,		0, 0,	  NULL },
+	{ "greeting_delay", conf_set_duration, CF(greeting_delay), 0, 300,
+	    NULL },
+	{ "pipelining_checks", conf_set_bool, CF(pipelining_checks), 0, 0,
+	    NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
 
@@ -154,6 +162,8 @@ const struct conf_key conf_top_keys[] = {
 	{ "hostname",	set_hostname,	0,		0, 0,	  NULL },
 	{ "spool",	conf_set_path,	CF(spool),	0, 0,	  NULL },
 	{ "user",	conf_set_string, CF(user),	0, 0,	  NULL },
+	{ "allow_root_filters", conf_set_bool, CF(allow_root_filters), 0, 0,
+	    NULL },
 	{ "workers",	conf_set_uint,	CF(workers),	0, 64,	  NULL },
 	{ "listeners",	set_listeners,	0,		0, 0,	  NULL },
 	{ "trusted_networks", set_networks, 0,		0, 0,	  NULL },
@@ -677,8 +687,8 @@ conf_schema_finish(struct conf_loader *ld)
 	if (conf_routes_finish(ld) == -1)
 		return -1;
 	if (ld->cf->metrics.address != NULL && ld->cf->metrics.port == 0)
-		return conf_error(ld, ld->root, "metrics: has an address but "
-		    "no port");
+		return conf_error(ld, conf_yaml_get(ld->root, "metrics"),
+		    "metrics: has an address but no port");
 	if (ld->cf->metrics.port != 0 && ld->cf->metrics.address == NULL &&
 	    (ld->cf->metrics.address = conf_strdup(ld, NULL,
 	    "127.0.0.1")) == NULL)

@@ -1,7 +1,8 @@
 /*
  * conf_types.c - parsers for the value notations used in the configuration
  *
- * API: conf_parse_duration(), conf_parse_size(), conf_parse_network(),
+ * API: conf_parse_duration(), conf_parse_size(), conf_parse_bool(),
+ * conf_parse_network(),
  * conf_network_match() (see conf.h); conf_parse_uint(), conf_valid_domain(),
  * conf_domain_match(), conf_valid_local_part() and conf_lower() (see
  * conf_priv.h).
@@ -177,6 +178,29 @@ conf_parse_size(const char *s, uint64_t *bytes)
 		return -1;
 	*bytes = n << shift;
 	return 0;
+}
+
+/* "true", "yes", "on" or "false", "no", "off" (YAML 1.1 booleans). */
+int
+conf_parse_bool(const char *s, int *on)
+{
+	static const char *const	 yes[] = { "true", "yes", "on" };
+	static const char *const	 no[] = { "false", "no", "off" };
+	size_t				 i;
+
+	if (s == NULL)
+		return -1;
+	for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*on = 1;
+			return 0;
+		}
+		if (strcasecmp(s, no[i]) == 0) {
+			*on = 0;
+			return 0;
+		}
+	}
+	return -1;
 }
 
 /* "192.0.2.0/24", "2001:db8::/32"; a bare address is a host route. */

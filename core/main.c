@@ -15,8 +15,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <grp.h>
-#include <pwd.h>
 #include <signal.h>
 #include <sys/resource.h>
 #include <stdio.h>
@@ -41,6 +39,7 @@
 #include "mailbox.h"
 #include "metrics.h"
 #include "metrics_http.h"
+#include "privs.h"
 #include "milter_mode.h"
 #include "qmgr.h"
 #include "queue.h"
@@ -60,37 +59,6 @@ usage(void)
 	fprintf(stderr, "usage: sluiced [-dt] [-c config]\n"
 	    "       sluiced --milter socket [-d] [-c config]\n");
 	exit(2);
-}
-
-/*
- * drop_privileges - root with `user:` set: own the spool (unless
- * spool is 0: milter mode has none), become user
- */
-static void
-drop_privileges(const struct config *c, int spool)
-{
-	struct passwd *pw;
-
-	if (geteuid() != 0)
-		return;
-	if (c->user == NULL) {
-		log_warnx("event=init warning=\"running as root: set user:\"");
-		return;
-	}
-	if ((pw = getpwnam(c->user)) == NULL)
-		fatalx("event=init error=\"unknown user %s\"", c->user);
-	const char *subs[] = { "", "/queue", "/failed", "/corrupt", "/lock" };
-	for (size_t i = 0; spool && i < nitems(subs); i++) {
-		char *p;
-		xasprintf(&p, "%s%s", c->spool, subs[i]);
-		if (chown(p, pw->pw_uid, pw->pw_gid) == -1)
-			fatal("event=init error=\"cannot chown %s\"", p);
-		free(p);
-	}
-	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
-	    setuid(pw->pw_uid) == -1)
-		fatal("event=init error=\"cannot become %s\"", c->user);
-	log_info("event=init user=%s uid=%u", c->user, (unsigned)pw->pw_uid);
 }
 
 /*
@@ -130,7 +98,7 @@ start(void)
 		fatalx("event=init error=%s", log_q(err));
 	if (queue_open(c->spool, err, sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
-	drop_privileges(c, 1);
+	privs_drop(c, 1);
 	server.mailboxes = mailbox_table_new(c);
 	if (c->auth.users_file != NULL && (server.auth_users =
 	    auth_users_load(c->auth.users_file, err, sizeof(err))) == NULL)
@@ -249,8 +217,19 @@ main(int argc, char *argv[])
 		fprintf(stderr, "sluiced: %s\n", err);
 		return 1;
 	}
+	if (privs_filters_check(server.conf, err, sizeof(err)) == -1) {
+		/* -t checks the file, whoever runs it: a warning there */
+		fprintf(stderr, "sluiced: %s%s: %s\n", check ? "warning: " :
+		    "", path, err);
+		if (!check) {
+			conf_free(server.conf);
+			return 1;
+		}
+	}
 	if (check) {
 		struct pipeline *p;
+		if (server.conf->nfilters > 0)	/* plugins run code at load */
+			privs_drop(server.conf, 0);
 		mime_global_init();
 		if (tls_server_check(server.conf, err, sizeof(err)) == -1 ||
 		    auth_users_check(server.conf, err, sizeof(err)) == -1 ||
@@ -281,7 +260,7 @@ main(int argc, char *argv[])
 	kv_init();
 	metrics_init();
 	if (milter != NULL) {
-		drop_privileges(server.conf, 0);
+		privs_drop(server.conf, 0);
 		rv = milter_mode_run(milter);
 	} else {
 		start();

@@ -24,6 +24,7 @@
 #include "filter.h"
 #include "log.h"
 #include "mailbox.h"
+#include "privs.h"
 #include "server.h"
 #include "tls_server.h"
 #include "util.h"
@@ -93,6 +94,8 @@ server_reload(void)
 		log_warnx("event=reload status=refused error=%s", log_q(err));
 		return -1;
 	}
+	if (privs_filters_check(nc, err, sizeof(err)) == -1)
+		goto refuse;
 	if ((np = pipeline_build(nc, server.nworkers + 1, err,
 	    sizeof(err))) == NULL)
 		goto refuse;

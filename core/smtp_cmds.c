@@ -38,6 +38,8 @@ refuse(struct smtp_session *s, const char *reply)
 void
 smtp_greet(struct smtp_session *s)
 {
+	if (smtp_sync_greeting(s))	/* delayed, or an early talker */
+		return;
 	session_reply(s, "220 %s ESMTP sluice", server.conf->hostname);
 	session_enter(s, SMTP_GREETED);
 }
@@ -478,6 +480,8 @@ smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 	if (log_debug_enabled())
 		log_debug("session=%016llx event=command verb=%s args=%s",
 		    SID(s), cmd.name[0] ? cmd.name : "?", log_q(cmd.args));
+	if (smtp_sync_command(s, cmd.verb, cmd.name))
+		return;			/* pipelined past its reply */
 	/* RFC 3030: between BDAT chunks only BDAT, RSET, NOOP and QUIT */
 	if (s->state == SMTP_BDAT && cmd.verb != CMD_BDAT &&
 	    cmd.verb != CMD_RSET && cmd.verb != CMD_NOOP &&

@@ -312,6 +312,7 @@ session_destroy(struct smtp_session *s)
 	pipeline_session_end(s->pipeline, &s->subj);
 	event_free(s->cmd_timer);
 	event_free(s->flush_ev);
+	smtp_guard_clear(&s->guard);
 	free(s->helo);
 	free(s->rdns);
 	smtp_auth_clear(s);

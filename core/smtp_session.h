@@ -30,6 +30,7 @@
 #include "qid.h"
 #include "hops.h"
 #include "smtp_data.h"
+#include "smtp_guard.h"
 #include "smtp_params.h"
 #include "tags.h"
 
@@ -113,6 +114,7 @@ struct smtp_session {
 
 	struct event *cmd_timer;
 	int cmd_timer_armed;
+	struct smtp_guard guard;	/* pipelining and slow-client rules */
 	struct event *flush_ev;		/* replies go out when it runs */
 	int direct_write;		/* bev is a plain socket: replies may
 					   be written to its fd (not with TLS) */

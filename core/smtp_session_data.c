@@ -101,6 +101,7 @@ start_content(struct smtp_session *s, enum data_mode mode)
 	    tx->env.protocol, tx->env.id, forpart, date);
 	qwriter_append(tx->msg, hdr, (size_t)n);
 	free(hdr);
+	smtp_deadline_start(s);		/* data_timeout, min_data_rate */
 }
 
 static void commit_start(struct smtp_session *);

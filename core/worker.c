@@ -4,8 +4,10 @@
  * the others see EAGAIN) and serves the sessions it accepted.
  *
  * A connection over the session limits gets "421" and is closed at once,
- * without a session. Running out of file descriptors pauses accepting on
- * this worker for a second instead of spinning.
+ * without a session. Running out of file descriptors answers the waiting
+ * clients 421 with the spare descriptor (accept_reserve.c); when even that
+ * cannot help, accepting pauses on this worker for a second instead of
+ * spinning.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include <event2/event.h>
 
 
+#include "accept_reserve.h"
 #include "conf.h"
 #include "conn_limits.h"
 #include "dns.h"
@@ -58,8 +61,16 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 	(void)what;
 	for (int i = 0; i < ACCEPTS_PER_WAKEUP; i++) {
 		sl = sizeof(ss);
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &sl,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = accept_reserve_accept(lfd, (struct sockaddr *)&ss,
+		    &sl);
+		if (fd == -1 && (errno == EMFILE || errno == ENFILE)) {
+			int r = accept_reserve_refuse(lfd, ctx->ls->conf->name);
+			if (r == 1)
+				continue;	/* others may be waiting */
+			if (r == 0)
+				return;
+			errno = EMFILE;
+		}
 		if (fd == -1) {
 			if (errno == EMFILE || errno == ENFILE ||
 			    errno == ENOBUFS || errno == ENOMEM) {
@@ -149,6 +160,8 @@ worker_setup(struct worker *w, unsigned idx)
 void
 workers_start(void)
 {
+	if (accept_reserve_init() == -1)
+		log_warn("event=init warning=\"no spare file descriptor\"");
 	server.workers = xcalloc(server.nworkers, sizeof(*server.workers));
 	for (unsigned i = 0; i < server.nworkers; i++) {
 		worker_setup(&server.workers[i], i);
@@ -227,4 +240,5 @@ workers_exit(void)
 	}
 	free(server.workers);
 	server.workers = NULL;
+	accept_reserve_free();
 }

@@ -153,11 +153,12 @@ def test_slow_bdat_not_cut_by_command_timeout(make_server):
 
 def test_partial_pipelined_command_times_out(make_server):
     """A complete command followed by a partial one: the partial one is
-    subject to command_timeout (421 4.4.2)."""
+    subject to command_timeout (421 4.4.2). (RSET, not NOOP: nothing may
+    follow a NOOP before its reply, RFC 2920.)"""
     srv = make_server({"limits": {"command_timeout": "1s",
                                   "idle_timeout": "30s"}})
     c = srv.raw()
-    c.send(b"NOOP\r\nNOO")
+    c.send(b"RSET\r\nNOO")
     check(c.reply(), 250, "2.0.0")
     t0 = time.monotonic()
     check(c.reply(timeout=5), 421, "4.4.2")

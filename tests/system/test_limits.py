@@ -336,7 +336,9 @@ def test_http_request(server):
 
 
 def test_http_post_before_greeting(server):
-    """A POST sent before reading the greeting still gets 421 and close."""
+    """A POST sent before reading the greeting still gets 421 and close
+    (or 554 5.5.0 when it came before the greeting went out: an early
+    talker, test_hardening_pipelining.py)."""
     c = server.raw(greet=False)
     c.send(b"POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
     codes = []
@@ -345,7 +347,7 @@ def test_http_post_before_greeting(server):
             codes.append(c.reply(timeout=3)[0])
     except (EOFError, socket.timeout):
         pass
-    assert 421 in codes, codes
+    assert 421 in codes or 554 in codes, codes
     assert c.closed(3)
 
 

@@ -232,6 +232,68 @@ test_size_bad(void **state)
 }
 
 static void
+test_bool(void **state)
+{
+	static const struct {
+		const char	*s;
+		int		 v;
+	} ok[] = {
+		{ "true", 1 }, { "yes", 1 }, { "on", 1 }, { "True", 1 },
+		{ "TRUE", 1 }, { "false", 0 }, { "no", 0 }, { "off", 0 },
+		{ "False", 0 }, { "NO", 0 },
+	};
+	static const char *const	 bad[] = {
+		"", "1", "0", "y", "n", "t", "truee", " true", "true ", "nope",
+		"enable",
+	};
+	int				 v;
+	size_t				 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		v = 7;
+		if (conf_parse_bool(ok[i].s, &v) != 0 || v != ok[i].v)
+			fail_msg("bool '%s': %d", ok[i].s, v);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 7;
+		if (conf_parse_bool(bad[i], &v) != -1 || v != 7)
+			fail_msg("bool '%s' accepted", bad[i]);
+	}
+	assert_int_equal(conf_parse_bool(NULL, &v), -1);
+}
+
+/* the keys of the protocol hardening: given values land in place */
+static void
+test_hardening_keys(void **state)
+{
+	struct config	*cf;
+	char		 path[PATHLEN], err[CONF_ERR_LEN];
+
+	(void)state;
+	cf = load_text(BASE "limits: {data_timeout: 2m, min_data_rate: 2K, "
+	    "data_rate_grace: 10s}\nsmtp: {greeting_delay: 3s, "
+	    "pipelining_checks: false}\nallow_root_filters: yes\n", path,
+	    err);
+	if (cf == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(cf->limits.data_timeout, 120);
+	assert_int_equal(cf->limits.min_data_rate, 2048);
+	assert_int_equal(cf->limits.data_rate_grace, 10);
+	assert_int_equal(cf->greeting_delay, 3);
+	assert_int_equal(cf->pipelining_checks, 0);
+	assert_int_equal(cf->allow_root_filters, 1);
+	conf_free(cf);
+	cf = load_text(BASE "limits: {data_timeout: 0, min_data_rate: 0}\n",
+	    path, err);
+	if (cf == NULL)
+		fail_msg("%s", err);
+	assert_int_equal(cf->limits.data_timeout, 0);
+	assert_int_equal(cf->limits.min_data_rate, 0);
+	conf_free(cf);
+}
+
+static void
 check_network(const char *s, int family, const char *addr, unsigned prefix)
 {
 	struct conf_network	 net;
@@ -522,6 +584,12 @@ assert_defaults(const struct config *cf)
 	assert_int_equal(cf->limits.errors, 10);
 	assert_int_equal(cf->limits.idle_timeout, 300);
 	assert_int_equal(cf->limits.command_timeout, 300);
+	assert_int_equal(cf->limits.data_timeout, 600);
+	assert_int_equal(cf->limits.min_data_rate, 1024);
+	assert_int_equal(cf->limits.data_rate_grace, 30);
+	assert_int_equal(cf->greeting_delay, 0);
+	assert_int_equal(cf->pipelining_checks, 1);
+	assert_int_equal(cf->allow_root_filters, 0);
 	assert_int_equal(cf->bare_newline, BARE_NL_REJECT);
 	assert_int_equal(cf->log.target, LOG_TARGET_STDERR);
 	assert_int_equal(cf->log.debug, 0);
@@ -728,6 +796,23 @@ test_bad_values(void **state)
 		{ BASE "smtp: {bare_newline: accept}\n", "3:22: invalid value "
 		    "'accept' for 'smtp.bare_newline': expected one of "
 		    "reject, normalize" },
+		{ BASE "smtp: {pipelining_checks: maybe}\n", "3:27: invalid "
+		    "value 'maybe' for 'smtp.pipelining_checks': expected "
+		    "true or false" },
+		{ BASE "smtp: {greeting_delay: 301s}\n", "3:24: duration "
+		    "'301s' for 'smtp.greeting_delay' is out of range: from "
+		    "0s to 300s" },
+		{ BASE "allow_root_filters: 1\n", "3:21: invalid value '1' "
+		    "for 'allow_root_filters': expected true or false" },
+		{ BASE "limits: {data_rate_grace: 0}\n", "3:27: duration '0' "
+		    "for 'limits.data_rate_grace' is out of range: from 1s to "
+		    "86400s" },
+		{ BASE "limits: {min_data_rate: fast}\n", "3:25: invalid size "
+		    "'fast' for 'limits.min_data_rate': expected bytes or "
+		    "units like 512K, 35M, 1G" },
+		{ BASE "limits: {data_timeout: 10x}\n", "3:24: invalid "
+		    "duration '10x' for 'limits.data_timeout': expected a "
+		    "number of seconds or units like 30s, 5m, 2h, 5d, 1w" },
 		{ BASE "trusted_networks: [10.0.0.0/8, 10.0.0.0/33]\n", "3:32: "
 		    "invalid network '10.0.0.0/33' in 'trusted_networks': "
 		    "expected an address or a CIDR block like 192.0.2.0/24" },
@@ -968,9 +1053,9 @@ test_tls_auth_metrics(void **state)
 		{ BASE "auth: {failure_delay: 2m}\n",
 		    "3:23: duration '2m' for 'auth.failure_delay' is out of "
 		    "range: from 0s to 60s" },
-		{ BASE "metrics: {port: 0}\n", "3:16: invalid value '0' for "
+		{ BASE "metrics: {port: 0}\n", "3:17: invalid value '0' for "
 		    "'metrics.port': expected an integer from 1 to 65535" },
-		{ BASE "metrics: {address: 127.0.0.1}\n", "3:1: metrics: has an "
+		{ BASE "metrics: {address: 127.0.0.1}\n", "3:10: metrics: has an "
 		    "address but no port" },
 		{ BASE "metrics: {address: localhost, port: 9}\n", "3:20: "
 		    "invalid value 'localhost' for 'metrics.address': expected "
@@ -1988,6 +2073,8 @@ main(void)
 		cmocka_unit_test(test_duration_bad),
 		cmocka_unit_test(test_size_good),
 		cmocka_unit_test(test_size_bad),
+		cmocka_unit_test(test_bool),
+		cmocka_unit_test(test_hardening_keys),
 		cmocka_unit_test(test_network_good),
 		cmocka_unit_test(test_network_bad),
 		cmocka_unit_test(test_network_match),
