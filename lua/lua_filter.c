@@ -295,7 +295,7 @@ resume(struct lua_call *lc, struct sluice_call *c, int nargs)
 		return;
 	}
 	call_end(c, 0);
-	metrics_inc((st == LUA_YIELD && in->budget_out) || st == LUA_ERRMEM ?
+	metrics_inc(in->budget_out || st == LUA_ERRMEM ?
 	    M_LUA_BUDGET : M_LUA_ERRORS, c->filter->name);
 	call_fail(c, why);
 }
