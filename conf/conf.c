@@ -489,6 +489,7 @@ set_defaults(struct conf_loader *ld)
 	cf->retry.max_interval = 60 * 60;
 	cf->retry.lifetime = 5 * 24 * 60 * 60;
 	cf->retry.warn_after = 4 * 60 * 60;
+	cf->shutdown_timeout = 30;
 	cf->limits.message_size = 35 * 1024 * 1024;
 	cf->limits.recipients = 1000;
 	cf->limits.line_length = 1000;

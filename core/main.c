@@ -9,9 +9,13 @@
  *                              serving SMTP (milter_mode.c)
  *
  * Signals are blocked in every thread and taken here with sigwait():
- * SIGTERM/SIGINT stop gracefully (no new sessions, idle sessions get 421,
- * commits in flight finish and are answered, running deliveries finish);
- * SIGHUP reloads the configuration and the filters (reload.c).
+ * SIGTERM/SIGINT stop gracefully (shutdown.c: no new sessions, idle
+ * sessions get 421, transactions get shutdown_timeout to finish, commits
+ * in flight are answered, running deliveries finish); SIGHUP reloads the
+ * configuration and the filters (reload.c). Under systemd (Type=notify)
+ * READY=1 is sent once the listeners are bound, the queue recovered and
+ * the workers run; RELOADING=1 and READY=1 frame a reload, STOPPING=1
+ * starts the shutdown (sd_notify.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,14 +43,15 @@
 #include "loop.h"
 #include "mailbox.h"
 #include "milter_mode.h"
+#include "paths.h"
+#include "pickup.h"
 #include "qmgr.h"
 #include "queue.h"
+#include "sd_notify.h"
 #include "server.h"
 #include "util.h"
 
-#define DEFAULT_CONF	"conf/sluice.yaml"
 #define COMMIT_THREADS	16
-#define SESSION_DRAIN_S	10
 
 
 static void
@@ -74,7 +79,8 @@ drop_privileges(const struct config *c, int spool)
 	}
 	if ((pw = getpwnam(c->user)) == NULL)
 		fatalx("event=init error=\"unknown user %s\"", c->user);
-	const char *subs[] = { "", "/queue", "/failed", "/corrupt", "/lock" };
+	const char *subs[] = { "", "/queue", "/failed", "/corrupt", "/lock",
+	    "/maildrop", "/maildrop/failed" };
 	for (size_t i = 0; spool && i < nitems(subs); i++) {
 		char *p;
 		xasprintf(&p, "%s%s", c->spool, subs[i]);
@@ -118,7 +124,8 @@ start(void)
 	if (listen_all(c, &server.listeners, &server.nlisteners, err,
 	    sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
-	if (queue_open(c->spool, err, sizeof(err)) == -1)
+	if (queue_open(c->spool, err, sizeof(err)) == -1 ||
+	    pickup_prepare(c->spool, err, sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
 	drop_privileges(c, 1);
 	server.mailboxes = mailbox_table_new(c);
@@ -136,6 +143,7 @@ start(void)
 	if (loop_start(server.qmgr) == -1)
 		fatal("event=init error=\"cannot start queue manager\"");
 	workers_start();
+	pickup_start();
 	for (unsigned i = 0; i < server.nlisteners; i++)
 		log_info("event=listening listener=%s address=%s port=%u",
 		    server.listeners[i].conf->name,
@@ -143,32 +151,20 @@ start(void)
 		    server.listeners[i].conf->port);
 	log_info("event=ready workers=%u hostname=%s spool=%s",
 	    server.nworkers, c->hostname, c->spool);
+	sd_notify("READY=1\nSTATUS=accepting mail");
 }
 
+/* reload_notify - SIGHUP, framed for systemd: RELOADING=1 ... READY=1 */
 static void
-stop(void)
+reload_notify(void)
 {
-	log_info("event=stopping");
-	atomic_store(&server.stopping, 1);
-	for (unsigned i = 0; i < server.nlisteners; i++)
-		close(server.listeners[i].fd);
-	workers_stop();
-	workers_drain(SESSION_DRAIN_S);
-	iopool_free(server.commit_pool);	/* answers reach the workers */
-	workers_exit();
-	pipeline_unref(server.pipeline);	/* sessions are gone: last ref */
-	qmgr_stop();
-	iopool_free(server.delivery_pool);
-	loop_exit(server.qmgr);
-	loop_join(server.qmgr);
-	qmgr_free();
-	loop_free(server.qmgr);
-	mailbox_table_free(server.mailboxes);
-	reload_free();
-	queue_close();
-	dirsync_path_clear();
-	free(server.listeners);
-	log_info("event=stopped");
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)mono_msec() * 1000ull);
+	sd_notify(msg);
+	sd_notify(server_reload() == 0 ? "READY=1\nSTATUS=accepting mail" :
+	    "READY=1\nSTATUS=accepting mail; last reload refused (see log)");
 }
 
 static void
@@ -185,7 +181,7 @@ wait_for_signals(void)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			server_reload();
+			reload_notify();
 			continue;
 		}
 		log_info("event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
@@ -200,7 +196,7 @@ main(int argc, char *argv[])
 		{ "milter", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = DEFAULT_CONF, *milter = NULL;
+	const char *path = SLUICE_CONF_PATH, *milter = NULL;
 	char err[CONF_ERR_LEN];
 	int ch, check = 0, debug = 0, rv = 0;
 	sigset_t set;
@@ -246,6 +242,7 @@ main(int argc, char *argv[])
 	    LOG_SINK_SYSLOG : LOG_SINK_STDERR, server.conf->log.facility,
 	    debug || server.conf->log.debug) == -1)
 		fatalx("event=init error=\"bad syslog facility\"");
+	sd_notify_init();
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -263,7 +260,7 @@ main(int argc, char *argv[])
 	} else {
 		start();
 		wait_for_signals();
-		stop();
+		server_stop();
 	}
 	kv_shutdown();
 	mime_global_shutdown();
