@@ -39,8 +39,12 @@ DEPS_FUZZ  = $(DEPS_BUILD) clang libclang-rt-14-dev
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore -Icore/ctl -Iconf -Iplugins \
-	     -Ilua -DSLUICE_PLUGIN_DIR='"$(abspath $(BUILD)/plugins)"' \
+# Paths compiled in: the checkout's for the build used by `make run` and
+# the tests; `make install` compiles the files using them again with the
+# installed ones (INST_PATHS below).
+PATH_DEFS = -DSLUICE_PLUGIN_DIR='"$(abspath $(BUILD)/plugins)"'
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore -Icore/ctl \
+	     -Icore/sendmail -Iconf -Iplugins -Ilua $(PATH_DEFS) \
 	     $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS	  += $(PKG_LIBS) -lmagic -ldl -lpthread
 
@@ -63,14 +67,23 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 CTL_SRC	 = $(wildcard core/ctl/*.c)
 CTL_OBJ	 = $(CTL_SRC:%.c=$(BUILD)/%.o)
+# sluice-sendmail: SM_OBJ is what the unit tests link too
+SM_SRC	 = $(filter-out core/sendmail/sendmail.c,$(wildcard core/sendmail/*.c))
+SM_OBJ	 = $(SM_SRC:%.c=$(BUILD)/%.o)
+SM_MAIN	 = $(BUILD)/core/sendmail/sendmail.o
 
-all: $(BUILD)/sluiced $(BUILD)/sluicectl $(PLUGINS)
+all: $(BUILD)/sluiced $(BUILD)/sluicectl $(BUILD)/sluice-sendmail $(PLUGINS)
 
 $(BUILD)/sluiced: $(MAIN_OBJ) $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/sluicectl: $(CTL_OBJ) $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/sluice-sendmail: $(SM_MAIN) $(SM_OBJ) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_sendmail: $(SM_OBJ)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -138,8 +151,10 @@ run: deps-build
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-system: $(BUILD)/sluiced $(PLUGINS) $(TPLUGINS)
+system: $(BUILD)/sluiced $(BUILD)/sluicectl $(BUILD)/sluice-sendmail \
+	    $(PLUGINS) $(TPLUGINS)
 	SLUICED=$(abspath $(BUILD)/sluiced) \
+	SLUICE_SENDMAIL=$(abspath $(BUILD)/sluice-sendmail) \
 	SLUICE_PLUGINS=$(abspath $(BUILD)/plugins) \
 	SLUICE_TEST_PLUGINS=$(abspath $(BUILD)/tests/plugins) \
 	    $(PY) -m pytest -q -n $(TEST_JOBS) tests/system

@@ -86,7 +86,7 @@ maildrop_write(const char *dir, const char *sender, char *const *rcpts,
     char *err, size_t errlen)
 {
 	char *tmp = NULL, *path = NULL;
-	int fd = -1;
+	int fd = -1, saved;
 
 	make_name(name, namelen);
 	xasprintf(&tmp, "%s/.tmp.%s", dir, name);
@@ -124,11 +124,13 @@ maildrop_write(const char *dir, const char *sender, char *const *rcpts,
 	free(path);
 	return 0;
 fail:
+	saved = errno;
 	if (fd != -1)
 		close(fd);
 	unlink(tmp);
 	free(tmp);
 	free(path);
+	errno = saved;
 	return -1;
 }
 

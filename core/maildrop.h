@@ -15,7 +15,7 @@
  * Names: "<16 hex: microseconds>.<8 hex: pid>.<16 hex: random>"; a file
  * being written is ".tmp.<name>" in the same directory, renamed when
  * complete and fsynced, so a name without a leading dot is always whole.
- * Errors: -1 with a message in err; nothing is logged here.
+ * Errors: -1 with a message in err (errno kept); nothing is logged here.
  * Threads: any.
  */
 #ifndef SLUICE_MAILDROP_H
