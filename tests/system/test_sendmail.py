@@ -1,0 +1,224 @@
+"""sluice-sendmail: the sendmail command line into the maildrop, picked
+up by sluiced (running, or at its next start), and its refusals."""
+import os
+import subprocess
+
+import pytest
+
+import helpers
+from sendmail_helpers import SENDMAIL, lf, maildrop_files, sendmail
+
+
+def header_block(msg):
+    return lf(msg).split(b"\n\n", 1)[0]
+
+
+def test_delivered_with_sluiced_up(server):
+    r = sendmail(server, ["alice@example.test"],
+                 "Subject: up\n\nhello from cron\n")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == b""
+    [msg] = server.wait_mail("alice")
+    head = header_block(msg)
+    assert b"Subject: up" in head
+    # added when missing: From (user@hostname), Date, Message-ID
+    import pwd
+    user = pwd.getpwuid(os.getuid()).pw_name.encode()
+    assert b"From: " + user + b"@mx.example.test" in head
+    assert b"\nDate: " in head and b"\nMessage-ID: <" in head
+    assert b"Return-Path: <" + user + b"@mx.example.test>" in head
+    assert b"hello from cron" in msg
+    ev = helpers.wait_for(lambda: helpers.log_events(server, event="pickup"),
+                          msg="event=pickup")
+    assert "uid=%d" % os.getuid() in server.log()
+    assert maildrop_files(server) == []
+
+
+def test_queued_while_down_then_delivered_at_start(make_server):
+    srv = make_server(start=False)
+    r = sendmail(srv, ["bob@example.test"], "Subject: later\n\nwhile down\n")
+    assert r.returncode == 0, r.stderr
+    [name] = maildrop_files(srv)
+    with open(os.path.join(srv.spool, "maildrop", name), "rb") as f:
+        assert f.read().startswith(b"SLUICE-MAILDROP 1\n")
+    assert srv.maildir_files("bob") == []
+    srv.start()
+    [msg] = srv.wait_mail("bob")
+    assert b"while down" in msg
+    helpers.wait_for(lambda: maildrop_files(srv) == [],
+                     msg="maildrop emptied")
+
+
+def test_dropped_while_running_is_picked_up_at_once(server):
+    """inotify: no waiting for the periodic scan (30 s)."""
+    for i in range(3):
+        r = sendmail(server, ["bob@example.test"], f"Subject: n{i}\n\nx\n")
+        assert r.returncode == 0, r.stderr
+    msgs = server.wait_mail("bob", count=3, timeout=5)
+    assert len(msgs) == 3
+
+
+def test_t_takes_recipients_and_removes_bcc(server):
+    data = ("To: Alice Example <alice@example.test>\n"
+            "Cc: (a comment) nobody-here:;\n"
+            "Bcc: bob@example.test\n"
+            "Subject: bcc test\n\nbody\n")
+    r = sendmail(server, ["-t"], data)
+    assert r.returncode == 0, r.stderr
+    [a] = server.wait_mail("alice")
+    [b] = server.wait_mail("bob")
+    for m in (a, b):
+        assert b"Bcc" not in header_block(m)
+        assert b"Subject: bcc test" in m
+    assert b"To: Alice Example <alice@example.test>" in a
+
+
+def test_t_adds_to_operands(server):
+    r = sendmail(server, ["-t", "bob@example.test"],
+                 "To: alice@example.test\nSubject: both\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    server.wait_mail("alice")
+    server.wait_mail("bob")
+
+
+def test_f_and_F(server):
+    r = sendmail(server, ["-f", "sender@remote.test", "-F", "Jo Q. Public",
+                          "alice@example.test"], "Subject: f\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    [msg] = server.wait_mail("alice")
+    head = header_block(msg)
+    assert b"Return-Path: <sender@remote.test>" in head
+    assert b'From: "Jo Q. Public" <sender@remote.test>' in head
+
+
+def test_F_does_not_replace_a_from(server):
+    r = sendmail(server, ["-fsender@remote.test", "-FSomebody",
+                          "alice@example.test"],
+                 "From: Real <real@remote.test>\nSubject: f\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    [msg] = server.wait_mail("alice")
+    head = header_block(msg)
+    assert b"From: Real <real@remote.test>" in head
+    assert b"Somebody" not in head
+
+
+@pytest.mark.parametrize("flag", [None, "-i", "-oi"])
+def test_lone_dot(server, flag):
+    args = ([flag] if flag else []) + ["alice@example.test"]
+    r = sendmail(server, args, "Subject: dot\n\nbefore\n.\nafter\n")
+    assert r.returncode == 0, r.stderr
+    [msg] = server.wait_mail("alice")
+    body = lf(msg).split(b"\n\n", 1)[1]
+    if flag is None:
+        assert body == b"before\n"           # the dot ended the input
+    else:
+        assert body == b"before\n.\nafter\n"
+
+
+def test_ignored_options_php_and_cron_pass(server):
+    r = sendmail(server, ["-odi", "-oem", "-v", "-N", "never", "-i", "--",
+                          "alice@example.test"], "Subject: php\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    server.wait_mail("alice")
+
+
+def test_line_ends_and_dots_survive(server):
+    """CRLF, bare LF and a line starting with a dot, with -i: the pickup
+    dot-stuffs, the session unstuffs."""
+    r = sendmail(server, ["-i", "alice@example.test"],
+                 b"Subject: ends\r\n\r\n.leading dot\r\nlf only\n..two\n")
+    assert r.returncode == 0, r.stderr
+    [msg] = server.wait_mail("alice")
+    assert lf(msg).endswith(b"\n\n.leading dot\nlf only\n..two\n")
+
+
+def test_bs_smtp_session(server):
+    script = (b"EHLO client\r\n"
+              b"MAIL FROM:<php@example.org>\r\n"
+              b"RCPT TO:<alice@example.test>\r\n"
+              b"DATA\r\n"
+              b"Subject: bs\r\n\r\n..stuffed\r\nbody\r\n.\r\n"
+              b"QUIT\r\n")
+    r = sendmail(server, ["-bs"], script)
+    assert r.returncode == 0, r.stderr
+    codes = [line[:3] for line in r.stdout.split(b"\r\n") if line[3:4] == b" "]
+    assert codes == [b"220", b"250", b"250", b"250", b"354", b"250", b"221"]
+    assert b"queued in the maildrop" in r.stdout
+    [msg] = server.wait_mail("alice")
+    assert b"Return-Path: <php@example.org>" in msg
+    assert lf(msg).endswith(b"\n\n.stuffed\nbody\n")
+
+
+def test_bs_refuses_bad_commands(server):
+    script = (b"RCPT TO:<alice@example.test>\r\n"
+              b"MAIL FROM:<bad@@x>\r\n"
+              b"MAIL FROM:<>\r\n"
+              b"DATA\r\n"
+              b"RCPT TO:<a b@example.test>\r\n"
+              b"QUIT\r\n")
+    r = sendmail(server, ["-bs"], script)
+    assert r.returncode == 0
+    codes = [line[:3] for line in r.stdout.split(b"\r\n") if line[3:4] == b" "]
+    assert codes == [b"220", b"503", b"501", b"250", b"503", b"501", b"221"]
+    assert maildrop_files(server) == []
+
+
+@pytest.mark.parametrize("args,data,code,text", [
+    ([], "Subject: x\n\nx\n", 64, "no recipients given"),
+    (["bad@@x.test"], "Subject: x\n\nx\n", 65, "malformed address: bad@@x"),
+    (["-t"], "Subject: no rcpt\n\nx\n", 65, "no recipients"),
+    (["-t"], "To: <broken\n\nx\n", 65, "malformed address"),
+    (["alice@example.test"], "Subject: x\n\na\0b\n", 65, "NUL byte in line 3"),
+    (["alice@example.test"], "Subject: x\n\n" + "y" * 1200 + "\n", 65,
+     "line 3 is longer than 998"),
+    (["alice@example.test"], "Subject: x\n\n" + ("y" * 900 + "\n") * 1300,
+     65, "message larger than 1048576 bytes"),
+    (["-Z", "alice@example.test"], "", 64, "unknown option -Z"),
+    (["-f"], "", 64, "option -f needs a value"),
+    (["-f", "no spaces@x.test", "alice@example.test"], "x\n", 65,
+     "malformed address"),
+    (["-bp"], "", 64, "sluicectl list"),
+    (["-q"], "", 64, "not supported"),
+], ids=["no-rcpt", "bad-addr", "t-no-rcpt", "t-bad-addr", "nul",
+        "long-line", "too-big", "unknown-opt", "f-no-value", "bad-sender",
+        "bp", "q"])
+def test_bad_input_refused(server, args, data, code, text):
+    r = sendmail(server, args, data)
+    assert r.returncode == code, (r.returncode, r.stderr)
+    err = r.stderr.decode()
+    assert err.startswith("sluice-sendmail: ") and text in err, err
+    assert err.count("\n") == 1
+    assert maildrop_files(server) == []
+
+
+def test_bad_config(server, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("hostname: [\n")
+    r = sendmail(server, ["alice@example.test"], "x\n", config=str(bad))
+    assert r.returncode == 78
+    assert b"bad.yaml" in r.stderr
+
+
+def test_refused_by_sluiced_goes_to_failed(server):
+    """sendmail cannot know local mailboxes: the pickup gets 550 at RCPT,
+    moves the file aside and says so in the log."""
+    r = sendmail(server, ["nobody@example.test"], "Subject: x\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    helpers.wait_for(lambda: maildrop_files(server, "failed"),
+                     msg="file in maildrop/failed")
+    assert maildrop_files(server) == []
+    log = server.log()
+    assert "event=pickup-refused" in log and "nobody@example.test" in log
+    assert "event=pickup-failed" in log
+
+
+def test_unqualified_recipient_gets_hostname(make_server):
+    srv = make_server({"hostname": "example.test"})
+    r = sendmail(srv, ["alice"], "Subject: local\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    srv.wait_mail("alice")
+
+
+def test_newaliases_is_a_noop(server):
+    r = subprocess.run([SENDMAIL, "-bi"], capture_output=True, timeout=10)
+    assert r.returncode == 0
