@@ -6,7 +6,8 @@
  *
  * The thread scans the directory at start (mail dropped while sluiced was
  * down), whenever inotify reports a new name, and every PICKUP_SCAN_S
- * seconds (retries, and directories where inotify is missing). One
+ * seconds (retries, and directories where inotify is missing); .tmp.*
+ * files a dead sendmail left are removed after a day. One
  * session carries every file found by a scan, oldest name first.
  * Per file:
  *   250 after the data     the file is removed (event=pickup with the qid)
@@ -29,6 +30,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -41,6 +43,7 @@
 
 #define PICKUP_SCAN_S	30
 #define PICKUP_BATCH	100
+#define PICKUP_STALE_S	(24 * 3600)
 
 enum file_result { FILE_DONE, FILE_KEEP, FILE_LOST };
 
@@ -83,6 +86,22 @@ name_cmp(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* drop_stale - a .tmp.* file a sendmail left when it died while writing:
+   removed once a day old (a sendmail still writing it is long gone) */
+static void
+drop_stale(int dfd, const char *name)
+{
+	struct stat st;
+
+	if (strncmp(name, ".tmp.", 5) != 0 ||
+	    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    st.st_mtime > time(NULL) - PICKUP_STALE_S)
+		return;
+	if (unlinkat(dfd, name, 0) == 0)
+		log_info("event=pickup-stale file=%s uid=%u", name,
+		    (unsigned)st.st_uid);
+}
+
 /* list_files - complete maildrop names, sorted; *n of them */
 static char **
 list_files(size_t *n)
@@ -98,8 +117,10 @@ list_files(size_t *n)
 		return NULL;
 	}
 	while ((de = readdir(d)) != NULL && *n < PICKUP_BATCH) {
-		if (!maildrop_is_name(de->d_name))
+		if (!maildrop_is_name(de->d_name)) {
+			drop_stale(dirfd(d), de->d_name);
 			continue;
+		}
 		if (*n == cap) {
 			cap = cap ? cap * 2 : 16;
 			v = xreallocarray(v, cap, sizeof(*v));

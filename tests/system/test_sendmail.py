@@ -132,17 +132,19 @@ def test_line_ends_and_dots_survive(server):
     assert lf(msg).endswith(b"\n\n.leading dot\nlf only\n..two\n")
 
 
-def test_bs_smtp_session(server):
-    script = (b"EHLO client\r\n"
-              b"MAIL FROM:<php@example.org>\r\n"
-              b"RCPT TO:<alice@example.test>\r\n"
-              b"DATA\r\n"
-              b"Subject: bs\r\n\r\n..stuffed\r\nbody\r\n.\r\n"
-              b"QUIT\r\n")
-    r = sendmail(server, ["-bs"], script)
+def bs(server, *lines):
+    """sendmail -bs with these lines (CRLF added); the reply codes."""
+    r = sendmail(server, ["-bs"], b"".join(l + b"\r\n" for l in lines))
     assert r.returncode == 0, r.stderr
-    codes = [line[:3] for line in r.stdout.split(b"\r\n") if line[3:4] == b" "]
-    assert codes == [b"220", b"250", b"250", b"250", b"354", b"250", b"221"]
+    return r, [l[:3].decode() for l in r.stdout.split(b"\r\n")
+               if l[3:4] == b" "]
+
+
+def test_bs_smtp_session(server):
+    r, codes = bs(server, b"EHLO client", b"MAIL FROM:<php@example.org>",
+                  b"RCPT TO:<alice@example.test>", b"DATA",
+                  b"Subject: bs\r\n\r\n..stuffed\r\nbody\r\n.", b"QUIT")
+    assert codes == ["220", "250", "250", "250", "354", "250", "221"]
     assert b"queued in the maildrop" in r.stdout
     [msg] = server.wait_mail("alice")
     assert b"Return-Path: <php@example.org>" in msg
@@ -150,16 +152,10 @@ def test_bs_smtp_session(server):
 
 
 def test_bs_refuses_bad_commands(server):
-    script = (b"RCPT TO:<alice@example.test>\r\n"
-              b"MAIL FROM:<bad@@x>\r\n"
-              b"MAIL FROM:<>\r\n"
-              b"DATA\r\n"
-              b"RCPT TO:<a b@example.test>\r\n"
-              b"QUIT\r\n")
-    r = sendmail(server, ["-bs"], script)
-    assert r.returncode == 0
-    codes = [line[:3] for line in r.stdout.split(b"\r\n") if line[3:4] == b" "]
-    assert codes == [b"220", b"503", b"501", b"250", b"503", b"501", b"221"]
+    _, codes = bs(server, b"RCPT TO:<alice@example.test>",
+                  b"MAIL FROM:<bad@@x>", b"MAIL FROM:<>", b"DATA",
+                  b"RCPT TO:<a b@example.test>", b"QUIT")
+    assert codes == ["220", "503", "501", "250", "503", "501", "221"]
     assert maildrop_files(server) == []
 
 
@@ -222,3 +218,21 @@ def test_unqualified_recipient_gets_hostname(make_server):
 def test_newaliases_is_a_noop(server):
     r = subprocess.run([SENDMAIL, "-bi"], capture_output=True, timeout=10)
     assert r.returncode == 0
+
+
+def test_stale_tmp_file_removed_fresh_one_kept(make_server):
+    """A .tmp.* file left by a sendmail that died: gone once a day old."""
+    srv = make_server(start=False)
+    r = sendmail(srv, ["alice@example.test"], "Subject: s\n\nx\n")
+    assert r.returncode == 0
+    d = os.path.join(srv.spool, "maildrop")
+    old, fresh = os.path.join(d, ".tmp.old"), os.path.join(d, ".tmp.fresh")
+    for p in (old, fresh):
+        with open(p, "w") as f:
+            f.write("SLUICE-MAILDROP 1\nS a@b.test\n")
+    os.utime(old, (1, 1))
+    srv.start()
+    srv.wait_mail("alice")
+    helpers.wait_for(lambda: not os.path.exists(old), msg="stale removed")
+    assert os.path.exists(fresh)
+    assert "event=pickup-stale file=.tmp.old" in srv.log()
