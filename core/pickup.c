@@ -15,7 +15,8 @@
  *   5xx (sender, every     the file moves to maildrop/failed/, logged as
  *   recipient, the data)   event=pickup-failed with the reply
  * A recipient refused with 5xx while others are taken is logged and
- * dropped. A crash between the 250 and the unlink submits the file again
+ * dropped. Either way the sender gets a notice of the 5xx refusals
+ * (pickup_notice.c), as a bounce would tell it. A crash between the 250 and the unlink submits the file again
  * at the next start: delivery stays at least once, as for the queue.
  * Threads: its own thread; pickup_* API from the main thread.
  */
@@ -38,6 +39,7 @@
 #include "maildrop.h"
 #include "pickup.h"
 #include "pickup_int.h"
+#include "sbuf.h"
 #include "server.h"
 #include "util.h"
 
@@ -182,20 +184,11 @@ move_failed(const char *name, unsigned uid, const char *why)
 	free(to);
 }
 
-/* queued_as - the queue ID out of "250 2.0.0 Ok: queued as ID" */
-static const char *
-queued_as(const char *reply)
-{
-	const char *p = strstr(reply, "queued as ");
-
-	return p != NULL ? p + 10 : "?";
-}
-
 /* send_rcpts - RCPT each; -1 lost, else how many were taken (*temp: any
-   4xx) */
+   4xx; 5xx refusals appended to refused as "rcpt: reply" lines) */
 static int
 send_rcpts(struct pk_conn *c, const struct maildrop_msg *m, const char *name,
-    int *temp)
+    int *temp, struct sbuf *refused)
 {
 	int ok = 0, code;
 
@@ -207,11 +200,40 @@ send_rcpts(struct pk_conn *c, const struct maildrop_msg *m, const char *name,
 			ok++;
 		else if (code / 100 == 4)
 			*temp = 1;
-		else
+		else {
 			log_warnx("event=pickup-refused file=%s to=<%s> "
 			    "reply=%s", name, m->rcpts[i], log_q(c->reply));
+			sb_printf(refused, "<%s>: %s\n", m->rcpts[i],
+			    c->reply);
+		}
 	}
 	return ok;
+}
+
+/* refused - 5xx: aside to failed/, a notice to the sender; 4xx: kept */
+static enum file_result
+refused(struct pk_conn *c, const struct maildrop_msg *m, const char *name,
+    unsigned uid, int code, struct sbuf *why)
+{
+	char *text;
+
+	if (code == -1)
+		return FILE_LOST;
+	if (code / 100 != 5) {
+		log_info("event=pickup status=deferred file=%s reply=%s", name,
+		    log_q(c->reply));
+		return pk_cmd(c, "RSET") == -1 ? FILE_LOST : FILE_KEEP;
+	}
+	move_failed(name, uid, c->reply);
+	if (why->len == 0)
+		sb_printf(why, "%s\n", c->reply);
+	if (pk_cmd(c, "RSET") == -1)
+		return FILE_LOST;
+	text = sb_finish(why, NULL);
+	why->p = NULL;
+	pk_notice(c, m, name, text);
+	free(text);
+	return FILE_KEEP;
 }
 
 /* submit - one parsed file through the session */
@@ -220,6 +242,9 @@ submit(struct pk_conn *c, const struct maildrop_msg *m, const char *name,
     unsigned uid)
 {
 	int utf8 = !str_is_ascii(m->sender), code, ok, temp;
+	struct sbuf why = { 0 };
+	enum file_result r;
+	char *text;
 
 	for (size_t i = 0; i < m->nrcpts; i++)
 		utf8 |= !str_is_ascii(m->rcpts[i]);
@@ -228,28 +253,33 @@ submit(struct pk_conn *c, const struct maildrop_msg *m, const char *name,
 	    utf8 ? " SMTPUTF8" : "");
 	if (code / 100 != 2)
 		goto refused;
-	if ((ok = send_rcpts(c, m, name, &temp)) == -1)
+	if ((ok = send_rcpts(c, m, name, &temp, &why)) == -1) {
+		free(why.p);
 		return FILE_LOST;
+	}
 	if (temp || ok == 0) {
 		code = temp ? 450 : 550;
+		if (temp)
+			why.len = 0;
 		goto refused;
 	}
 	if ((code = pk_cmd(c, "DATA")) != 354 ||
-	    (code = pk_data(c, m->data, m->len)) / 100 != 2)
+	    (code = pk_data(c, m->data, m->len)) / 100 != 2) {
+		why.len = 0;		/* the whole message, not recipients */
 		goto refused;
+	}
 	log_info("qid=%s event=pickup file=%s uid=%u from=<%s> nrcpt=%d",
-	    queued_as(c->reply), name, uid, m->sender, ok);
+	    pk_queued_as(c->reply), name, uid, m->sender, ok);
+	if (why.len > 0) {		/* some recipients were refused */
+		text = sb_finish(&why, NULL);
+		pk_notice(c, m, name, text);
+		free(text);
+	}
 	return FILE_DONE;
 refused:
-	if (code == -1)
-		return FILE_LOST;
-	if (code / 100 == 5) {
-		move_failed(name, uid, c->reply);
-		return pk_cmd(c, "RSET") == -1 ? FILE_LOST : FILE_KEEP;
-	}
-	log_info("event=pickup status=deferred file=%s reply=%s", name,
-	    log_q(c->reply));
-	return pk_cmd(c, "RSET") == -1 ? FILE_LOST : FILE_KEEP;
+	r = refused(c, m, name, uid, code, &why);
+	free(why.p);
+	return r;
 }
 
 /* one_file - read, parse and submit one file; remove it once queued */

@@ -221,6 +221,14 @@ lost:
 	return -1;
 }
 
+const char *
+pk_queued_as(const char *reply)
+{
+	const char *p = strstr(reply, "queued as ");
+
+	return p != NULL ? p + 10 : "?";
+}
+
 void
 pk_close(struct pk_conn *c)
 {

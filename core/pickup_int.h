@@ -29,5 +29,13 @@ int	pk_cmd(struct pk_conn *, const char *fmt, ...)
 /* pk_data - send the message dot-stuffed and the final dot; reply code */
 int	pk_data(struct pk_conn *, const char *msg, size_t len);
 void	pk_close(struct pk_conn *);		/* QUIT, close */
+/* pk_queued_as - the queue ID in "250 2.0.0 Ok: queued as ID", or "?" */
+const char *pk_queued_as(const char *reply);
+
+struct maildrop_msg;
+/* pk_notice - a refusal notice from <> to the sender (pickup_notice.c);
+   what: "rcpt: reply" lines, or the one reply */
+void	pk_notice(struct pk_conn *, const struct maildrop_msg *,
+	    const char *name, const char *what);
 
 #endif

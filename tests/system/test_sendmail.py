@@ -197,8 +197,9 @@ def test_bad_config(server, tmp_path):
 
 def test_refused_by_sluiced_goes_to_failed(server):
     """sendmail cannot know local mailboxes: the pickup gets 550 at RCPT,
-    moves the file aside and says so in the log."""
-    r = sendmail(server, ["nobody@example.test"], "Subject: x\n\nx\n")
+    moves the file aside, says so in the log and tells the sender."""
+    r = sendmail(server, ["-f", "bob@example.test", "nobody@example.test"],
+                 "Subject: lost\n\nx\n")
     assert r.returncode == 0, r.stderr
     helpers.wait_for(lambda: maildrop_files(server, "failed"),
                      msg="file in maildrop/failed")
@@ -206,6 +207,37 @@ def test_refused_by_sluiced_goes_to_failed(server):
     log = server.log()
     assert "event=pickup-refused" in log and "nobody@example.test" in log
     assert "event=pickup-failed" in log
+    [notice] = server.wait_mail("bob")
+    notice = lf(notice)
+    assert b"Return-Path: <>" in notice
+    assert b"Subject: Undelivered Mail Returned to Sender" in notice
+    assert b"<nobody@example.test>: 550 5.1.1" in notice
+    assert b"Subject: lost" in notice.split(b"header of your message")[1]
+
+
+def test_some_recipients_refused(server):
+    """Delivered to the mailbox that exists; the sender hears of the
+    other."""
+    r = sendmail(server, ["-f", "bob@example.test", "alice@example.test",
+                          "ghost@example.test"], "Subject: half\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    [msg] = server.wait_mail("alice")
+    assert b"Subject: half" in msg
+    [notice] = server.wait_mail("bob")
+    assert b"<ghost@example.test>: 550" in notice
+    assert b"alice@example.test>: " not in notice
+    assert maildrop_files(server) == [] and \
+        maildrop_files(server, "failed") == []
+
+
+def test_no_notice_to_the_null_sender(server):
+    r = sendmail(server, ["-f", "", "nobody@example.test"], "x\n")
+    assert r.returncode == 0, r.stderr
+    helpers.wait_for(lambda: maildrop_files(server, "failed"),
+                     msg="file in maildrop/failed")
+    import time
+    time.sleep(0.5)
+    assert "event=pickup-notice" not in server.log()
 
 
 def test_unqualified_recipient_gets_hostname(make_server):
