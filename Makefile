@@ -3,6 +3,8 @@
 #   make            build build/sluiced
 #   make run        install build dependencies, build, run on conf/sluice.yaml
 #   make test       install test dependencies, build, run unit + system tests
+#   make install    PREFIX=/usr/local DESTDIR= SENDMAIL_LINK=1: binaries,
+#                   plugins, Lua filters, configuration, man pages, unit
 #   make asan       the same tests against an ASan+UBSan build (build/asan)
 #   make bench      accept, relay and milter benchmarks against Postfix (tests/bench/)
 #   make fuzz       libFuzzer harnesses (tests/fuzz/, clang + ASan + UBSan):
@@ -39,8 +41,12 @@ DEPS_FUZZ  = $(DEPS_BUILD) clang libclang-rt-14-dev
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore -Icore/ctl -Iconf -Iplugins \
-	     -Ilua -DSLUICE_PLUGIN_DIR='"$(abspath $(BUILD)/plugins)"' \
+# Paths compiled in: the checkout's for the build used by `make run` and
+# the tests; `make install` compiles the files using them again with the
+# installed ones (INST_PATHS below).
+PATH_DEFS = -DSLUICE_PLUGIN_DIR='"$(abspath $(BUILD)/plugins)"'
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) -MMD -MP -Icore -Icore/ctl \
+	     -Icore/sendmail -Iconf -Iplugins -Ilua $(PATH_DEFS) \
 	     $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS	  += $(PKG_LIBS) -lmagic -lcrypt -ldl -lpthread
 
@@ -63,14 +69,23 @@ UNIT_BIN = $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 CTL_SRC	 = $(wildcard core/ctl/*.c)
 CTL_OBJ	 = $(CTL_SRC:%.c=$(BUILD)/%.o)
+# sluice-sendmail: SM_OBJ is what the unit tests link too
+SM_SRC	 = $(filter-out core/sendmail/sendmail.c,$(wildcard core/sendmail/*.c))
+SM_OBJ	 = $(SM_SRC:%.c=$(BUILD)/%.o)
+SM_MAIN	 = $(BUILD)/core/sendmail/sendmail.o
 
-all: $(BUILD)/sluiced $(BUILD)/sluicectl $(PLUGINS)
+all: $(BUILD)/sluiced $(BUILD)/sluicectl $(BUILD)/sluice-sendmail $(PLUGINS)
 
 $(BUILD)/sluiced: $(MAIN_OBJ) $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/sluicectl: $(CTL_OBJ) $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/sluice-sendmail: $(SM_MAIN) $(SM_OBJ) $(LIB_OBJ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_sendmail: $(SM_OBJ)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -91,6 +106,93 @@ $(BUILD)/tests/test_%: tests/unit/test_%.c $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(shell pkg-config --cflags cmocka) $(LDFLAGS) \
 	    -o $@ $(filter %.c %.o,$^) $(LDLIBS) $(shell pkg-config --libs cmocka)
+
+# install: PREFIX (default /usr/local) and DESTDIR as usual. Configuration
+# in SYSCONFDIR/sluice (/etc when PREFIX is /usr, else PREFIX/etc), never
+# overwritten; the binaries are linked again with the installed paths
+# compiled in (build/inst/). SENDMAIL_LINK=1 adds sbin/sendmail ->
+# sluice-sendmail.
+PREFIX	   ?= /usr/local
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+SPOOLDIR   ?= /var/spool/sluice
+MAILDIR	   ?= /var/mail
+SBINDIR	    = $(PREFIX)/sbin
+PLUGINDIR   = $(PREFIX)/lib/sluice/plugins
+DATADIR	    = $(PREFIX)/share/sluice
+MANDIR	    = $(PREFIX)/share/man
+UNITDIR	   ?= $(PREFIX)/lib/systemd/system
+INST	    = $(BUILD)/inst
+INST_PATHS  = -DSLUICE_PLUGIN_DIR='"$(PLUGINDIR)"' \
+	      -DSLUICE_CONF_PATH='"$(SYSCONFDIR)/sluice/sluice.yaml"'
+INST_SWAP   = core/filter_build.c core/filter_plugin.c
+INST_LIB    = $(filter-out $(INST_SWAP:%.c=$(BUILD)/%.o),$(LIB_OBJ)) \
+	      $(INST_SWAP:%.c=$(INST)/%.o)
+INST_BINS   = $(INST)/sluiced $(INST)/sluicectl $(INST)/sluice-sendmail
+SED_PATHS   = -e 's|@SBINDIR@|$(SBINDIR)|g' \
+	      -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+	      -e 's|@SPOOLDIR@|$(SPOOLDIR)|g' -e 's|@MAILDIR@|$(MAILDIR)|g' \
+	      -e 's|@DATADIR@|$(DATADIR)|g' -e 's|@PLUGINDIR@|$(PLUGINDIR)|g'
+
+$(INST)/%.o: PATH_DEFS = $(INST_PATHS)
+$(INST)/%.o: %.c $(INST)/paths
+	@mkdir -p $(dir $@)
+	@echo "  CC      $< (installed paths)"
+	@$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# the paths the objects above were compiled with: rebuilt when they change
+$(INST)/paths: FORCE
+	@mkdir -p $(dir $@)
+	@echo "$(PLUGINDIR) $(SYSCONFDIR)" | cmp -s - $@ || \
+	    echo "$(PLUGINDIR) $(SYSCONFDIR)" > $@
+
+$(INST)/sluiced: $(INST)/core/main.o $(INST_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(INST)/sluicectl: $(filter-out $(BUILD)/core/ctl/sluicectl.o,$(CTL_OBJ)) \
+	    $(INST)/core/ctl/sluicectl.o $(INST_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(INST)/sluice-sendmail: $(INST)/core/sendmail/sendmail.o $(SM_OBJ) $(INST_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# the default configuration with installed paths: spool, Maildirs, Lua
+# filters, port 25 on every address, user sluice
+$(INST)/sluice.yaml: conf/sluice.yaml $(INST)/paths
+	sed -e 's|^spool: var/spool|spool: $(SPOOLDIR)|' \
+	    -e 's|"var/mail/|"$(MAILDIR)/|' \
+	    -e 's|lua/filters/|$(DATADIR)/lua/filters/|g' \
+	    -e 's|^# user: sluice|user: sluice|' \
+	    -e 's|{name: mx, address: 127.0.0.1, port: 2525, role: mx}|{name: mx, address: 0.0.0.0, port: 25, role: mx}|' \
+	    -e '1s|.*|# sluice.yaml - the installed configuration, see sluice.yaml(5).|' \
+	    $< > $@
+
+install: $(INST_BINS) $(PLUGINS) $(INST)/sluice.yaml
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(PLUGINDIR) \
+	    $(DESTDIR)$(DATADIR)/lua/filters $(DESTDIR)$(SYSCONFDIR)/sluice \
+	    $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+	    $(DESTDIR)$(UNITDIR) $(DESTDIR)$(PREFIX)/include/sluice
+	install -m 755 $(INST_BINS) $(DESTDIR)$(SBINDIR)/
+	install -m 755 $(PLUGINS) $(DESTDIR)$(PLUGINDIR)/
+	install -m 644 plugins/sluice_plugin.h $(DESTDIR)$(PREFIX)/include/sluice/
+	install -m 644 lua/filters/*.lua $(DESTDIR)$(DATADIR)/lua/filters/
+	install -m 644 lua/README.md $(DESTDIR)$(DATADIR)/lua/
+	install -m 644 plugins/README.md $(DESTDIR)$(DATADIR)/plugins.md
+	for m in sluice.yaml.5 sluiced.8 sluicectl.8 sluice-sendmail.8; do \
+		sed $(SED_PATHS) man/$$m > $(INST)/$$m && \
+		install -m 644 $(INST)/$$m \
+		    $(DESTDIR)$(MANDIR)/man$${m##*.}/ || exit 1; \
+	done
+	sed $(SED_PATHS) conf/sluice.service > $(INST)/sluice.service
+	install -m 644 $(INST)/sluice.service $(DESTDIR)$(UNITDIR)/
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/sluice/sluice.yaml ]; then \
+		install -m 644 $(INST)/sluice.yaml \
+		    $(DESTDIR)$(SYSCONFDIR)/sluice/sluice.yaml.default; \
+		echo "kept $(DESTDIR)$(SYSCONFDIR)/sluice/sluice.yaml;" \
+		    "the new default is sluice.yaml.default"; \
+	else \
+		install -m 644 $(INST)/sluice.yaml $(DESTDIR)$(SYSCONFDIR)/sluice/; \
+	fi
+ifneq ($(SENDMAIL_LINK),)
+	ln -sf sluice-sendmail $(DESTDIR)$(SBINDIR)/sendmail
+endif
 
 # deps-* install missing Debian packages (as root, or through sudo).
 define install_missing
@@ -138,8 +240,10 @@ run: deps-build
 unit: $(UNIT_BIN)
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 
-system: $(BUILD)/sluiced $(PLUGINS) $(TPLUGINS)
+system: $(BUILD)/sluiced $(BUILD)/sluicectl $(BUILD)/sluice-sendmail \
+	    $(PLUGINS) $(TPLUGINS)
 	SLUICED=$(abspath $(BUILD)/sluiced) \
+	SLUICE_SENDMAIL=$(abspath $(BUILD)/sluice-sendmail) \
 	SLUICE_PLUGINS=$(abspath $(BUILD)/plugins) \
 	SLUICE_TEST_PLUGINS=$(abspath $(BUILD)/tests/plugins) \
 	    $(PY) -m pytest -q -n $(TEST_JOBS) tests/system
@@ -196,6 +300,8 @@ bench: all
 clean:
 	rm -rf build
 
+FORCE:
+
 .PHONY: all run unit system test asan bench clean deps-build deps-test \
-	fuzz fuzz-bins fuzz-regress deps-fuzz
+	fuzz fuzz-bins fuzz-regress deps-fuzz install FORCE
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -507,6 +507,7 @@ set_defaults(struct conf_loader *ld)
 	cf->retry.lifetime = 5 * 24 * 60 * 60;
 	cf->retry.warn_after = 4 * 60 * 60;
 	conf_auth_defaults(cf);
+	cf->shutdown_timeout = 30;
 	cf->limits.message_size = 35 * 1024 * 1024;
 	cf->limits.recipients = 1000;
 	cf->limits.line_length = 1000;

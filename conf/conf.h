@@ -28,6 +28,8 @@ enum listener_role {
 	ROLE_MX,
 	ROLE_SUBMISSION,
 	ROLE_SUBMISSIONS,
+	ROLE_LOCAL,		/* never configured: the maildrop pickup's
+				   sessions (pickup.c), trusted to relay */
 };
 
 enum tls_mode {			/* listeners: tls.mode */
@@ -198,6 +200,7 @@ struct config {
 	char *spool;			/* absolute path */
 	char *user;			/* NULL: do not change user */
 	unsigned workers;		/* 0 = one per core */
+	unsigned shutdown_timeout;	/* seconds sessions get at SIGTERM */
 
 	struct conf_listener *listeners;
 	size_t nlisteners;

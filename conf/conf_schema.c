@@ -165,6 +165,8 @@ const struct conf_key conf_top_keys[] = {
 	{ "allow_root_filters", conf_set_bool, CF(allow_root_filters), 0, 0,
 	    NULL },
 	{ "workers",	conf_set_uint,	CF(workers),	0, 64,	  NULL },
+	{ "shutdown_timeout", conf_set_duration, CF(shutdown_timeout), 0, 3600,
+	    NULL },
 	{ "listeners",	set_listeners,	0,		0, 0,	  NULL },
 	{ "trusted_networks", set_networks, 0,		0, 0,	  NULL },
 	{ "domains",	conf_set_section, 0,		0, 0, domain_keys },

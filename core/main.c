@@ -9,9 +9,13 @@
  *                              serving SMTP (milter_mode.c)
  *
  * Signals are blocked in every thread and taken here with sigwait():
- * SIGTERM/SIGINT stop gracefully (no new sessions, idle sessions get 421,
- * commits in flight finish and are answered, running deliveries finish);
- * SIGHUP reloads the configuration and the filters (reload.c).
+ * SIGTERM/SIGINT stop gracefully (shutdown.c: no new sessions, idle
+ * sessions get 421, transactions get shutdown_timeout to finish, commits
+ * in flight are answered, running deliveries finish); SIGHUP reloads the
+ * configuration and the filters (reload.c). Under systemd (Type=notify)
+ * READY=1 is sent once the listeners are bound, the queue recovered and
+ * the workers run; RELOADING=1 and READY=1 frame a reload, STOPPING=1
+ * starts the shutdown (sd_notify.c).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -41,16 +45,17 @@
 #include "metrics_http.h"
 #include "privs.h"
 #include "milter_mode.h"
+#include "paths.h"
+#include "pickup.h"
 #include "qmgr.h"
 #include "queue.h"
+#include "sd_notify.h"
 #include "server.h"
 #include "tls_server.h"
 #include "util.h"
 
-#define DEFAULT_CONF	"conf/sluice.yaml"
 #define COMMIT_THREADS	16
 #define AUTH_THREADS	2	/* password hashes: slow on purpose */
-#define SESSION_DRAIN_S	10
 
 
 static void
@@ -96,7 +101,8 @@ start(void)
 	/* keys are read before privileges go (they may be root's only) */
 	if (tls_server_init(c, err, sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
-	if (queue_open(c->spool, err, sizeof(err)) == -1)
+	if (queue_open(c->spool, err, sizeof(err)) == -1 ||
+	    pickup_prepare(c->spool, err, sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
 	privs_drop(c, 1);
 	server.mailboxes = mailbox_table_new(c);
@@ -119,6 +125,7 @@ start(void)
 		fatal("event=init error=\"cannot start queue manager\"");
 	workers_start();
 	metrics_http_start();
+	pickup_start();
 	for (unsigned i = 0; i < server.nlisteners; i++)
 		log_info("event=listening listener=%s address=%s port=%u",
 		    server.listeners[i].conf->name,
@@ -126,37 +133,20 @@ start(void)
 		    server.listeners[i].conf->port);
 	log_info("event=ready workers=%u hostname=%s spool=%s",
 	    server.nworkers, c->hostname, c->spool);
+	sd_notify("READY=1\nSTATUS=accepting mail");
 }
 
+/* reload_notify - SIGHUP, framed for systemd: RELOADING=1 ... READY=1 */
 static void
-stop(void)
+reload_notify(void)
 {
-	log_info("event=stopping");
-	atomic_store(&server.stopping, 1);
-	for (unsigned i = 0; i < server.nlisteners; i++)
-		close(server.listeners[i].fd);
-	workers_stop();
-	workers_drain(SESSION_DRAIN_S);
-	iopool_free(server.commit_pool);	/* answers reach the workers */
-	iopool_free(server.auth_pool);
-	workers_exit();
-	pipeline_unref(server.pipeline);	/* sessions are gone: last ref */
-	metrics_http_stop();		/* it asks the queue manager */
-	qmgr_stop();
-	iopool_free(server.delivery_pool);
-	loop_exit(server.qmgr);
-	loop_join(server.qmgr);
-	qmgr_free();
-	loop_free(server.qmgr);
-	mailbox_table_free(server.mailboxes);
-	reload_free();
-	auth_users_free(server.auth_users);
-	tls_server_free();
-	queue_close();
-	dirsync_path_clear();
-	free(server.listeners);
-	metrics_free();
-	log_info("event=stopped");
+	char msg[128];
+
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	    (unsigned long long)mono_msec() * 1000ull);
+	sd_notify(msg);
+	sd_notify(server_reload() == 0 ? "READY=1\nSTATUS=accepting mail" :
+	    "READY=1\nSTATUS=accepting mail; last reload refused (see log)");
 }
 
 static void
@@ -173,7 +163,7 @@ wait_for_signals(void)
 		if (sigwait(&set, &sig) != 0)
 			continue;
 		if (sig == SIGHUP) {
-			server_reload();
+			reload_notify();
 			continue;
 		}
 		log_info("event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
@@ -188,7 +178,7 @@ main(int argc, char *argv[])
 		{ "milter", required_argument, NULL, 'M' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *path = DEFAULT_CONF, *milter = NULL;
+	const char *path = SLUICE_CONF_PATH, *milter = NULL;
 	char err[CONF_ERR_LEN];
 	int ch, check = 0, debug = 0, rv = 0;
 	sigset_t set;
@@ -247,6 +237,7 @@ main(int argc, char *argv[])
 	    LOG_SINK_SYSLOG : LOG_SINK_STDERR, server.conf->log.facility,
 	    debug || server.conf->log.debug) == -1)
 		fatalx("event=init error=\"bad syslog facility\"");
+	sd_notify_init();
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -265,7 +256,7 @@ main(int argc, char *argv[])
 	} else {
 		start();
 		wait_for_signals();
-		stop();
+		server_stop();
 	}
 	kv_shutdown();
 	mime_global_shutdown();

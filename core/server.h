@@ -67,6 +67,9 @@ int	server_reload(void);		/* SIGHUP; main thread */
 void	reload_free(void);
 struct pipeline *pipeline_current(void);	/* referenced; any thread */
 
+/* shutdown.c */
+void	server_stop(void);		/* SIGTERM; main thread */
+
 /* worker.c */
 void	workers_start(void);
 void	workers_stop(void);		/* stop accepting, close sessions */

@@ -245,8 +245,9 @@ session_continue(struct smtp_session *s)
 	if (s->flags & (SS_CLOSE | SS_DEAD))
 		return;
 	if (s->worker->stopping) {
-		session_shutdown(s);
-		return;
+		session_shutdown(s);	/* spares a transaction in progress */
+		if (s->flags & (SS_CLOSE | SS_DEAD))
+			return;
 	}
 	if (!(bufferevent_get_enabled(s->bev) & EV_READ))
 		bufferevent_enable(s->bev, EV_READ);
@@ -523,6 +524,8 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 	for (size_t i = 0; i < server.conf->ntrusted_networks; i++)
 		if (conf_network_match(&server.conf->trusted_networks[i], sa))
 			s->trusted = 1;
+	if (l->role == ROLE_LOCAL)
+		s->trusted = 1;		/* local programs, through sendmail */
 	s->cmd_timer = evtimer_new(loop_base(w->loop), on_cmd_timeout, s);
 	s->flush_ev = event_new(loop_base(w->loop), -1, 0, on_flush, s);
 	if (l->tls.mode != TLS_MODE_IMPLICIT ||
@@ -561,11 +564,16 @@ session_use_bev(struct smtp_session *s, struct bufferevent *bev, int direct)
 	bufferevent_enable(bev, EV_READ);
 }
 
-/* session_shutdown - the server stops: end sessions that are not busy */
+/*
+ * session_shutdown - the server stops: end sessions that are not busy. A
+ * transaction may finish until the deadline (worker->stopping 2).
+ */
 void
 session_shutdown(struct smtp_session *s)
 {
 	if (s->flags & (SS_CLOSE | SS_DEAD) || s->bev == NULL)
+		return;
+	if (s->tx != NULL && s->worker->stopping < 2)
 		return;
 	smtp_filter_cancel(s);
 	if (s->flags & SS_WAITING)

@@ -170,14 +170,18 @@ workers_start(void)
 	}
 }
 
-/* stop_on_loop - runs on the worker: stop accepting, end idle sessions */
+/*
+ * stop_on_loop - runs on the worker: stop accepting, end idle sessions;
+ * once server.stopping is 2 (the shutdown deadline passed), every session.
+ * Called again by the shutdown sweep (shutdown.c).
+ */
 static void
 stop_on_loop(void *arg)
 {
 	struct worker *w = arg;
 	struct smtp_session *s, *next;
 
-	w->stopping = 1;
+	w->stopping = atomic_load(&server.stopping);
 	for (unsigned i = 0; i < server.nlisteners; i++)
 		event_del(w->accept_ev[i]);
 	evtimer_del(w->accept_pause);

@@ -14,8 +14,8 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "paths.h"
 
-#define DEFAULT_CONF	"conf/sluice.yaml"
 
 static const struct {
 	const char *name;
@@ -51,7 +51,7 @@ usage(void)
 int
 main(int argc, char *argv[])
 {
-	const char *conf = DEFAULT_CONF;
+	const char *conf = SLUICE_CONF_PATH;
 	int i = 1;
 
 	if (argc > 2 && strcmp(argv[1], "-c") == 0) {

@@ -36,6 +36,9 @@ def default_config(tmp, port):
         "hostname": "mx.example.test",
         "spool": f"{tmp}/spool",
         "workers": 2,
+        # below STOP_TIMEOUT: a session a test left inside a transaction
+        # must not hold up the teardown's SIGTERM (test_shutdown.py)
+        "shutdown_timeout": "2s",
         "listeners": [{"name": "mx", "address": "127.0.0.1", "port": port,
                        "role": "mx"}],
         # not loopback: a test client is a stranger unless a test says so
