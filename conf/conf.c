@@ -589,6 +589,7 @@ conf_free(struct config *cf)
 	conf_tls_auth_free(cf);
 	for (i = 0; i < cf->nlisteners; i++) {
 		free(cf->listeners[i].name);
+		free(cf->listeners[i].proxy_from);
 		free(cf->listeners[i].address);
 	}
 	free(cf->listeners);

@@ -59,6 +59,11 @@ struct conf_listener {
 	struct conf_tls_server tls;
 	enum auth_mode auth;
 	int auth_set;		/* auth: given (else by role) */
+	/* proxy_protocol: {from, timeout}: clients in these networks (load
+	   balancers) start with a PROXY header naming the real client */
+	struct conf_network *proxy_from;
+	size_t nproxy_from;
+	unsigned proxy_timeout;	/* seconds to send it, default 5 */
 };
 
 struct conf_auth {			/* auth: {...} */

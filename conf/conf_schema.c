@@ -74,7 +74,16 @@ static int	 address_bytes(const char *, unsigned char *);
 static int	 check_listener(struct conf_loader *, const struct ynode *,
 		    size_t);
 
+static int	 set_proxy_from(struct conf_loader *, const struct conf_key *,
+		    const struct ynode *, const struct ynode *, void *);
+
 #define LST(f)	offsetof(struct conf_listener, f)
+static const struct conf_key proxy_keys[] = {
+	{ "from",	set_proxy_from,	0,		0, 0,	  NULL },
+	{ "timeout",	conf_set_duration, LST(proxy_timeout), 1, 3600, NULL },
+	{ NULL,		NULL,		0,		0, 0,	  NULL },
+};
+
 static const struct conf_key listener_keys[] = {
 	{ "name",	set_listener_name, LST(name),	0, 0,	  NULL },
 	{ "address",	set_address,	LST(address),	0, 0,	  NULL },
@@ -83,6 +92,7 @@ static const struct conf_key listener_keys[] = {
 	{ "tls",	conf_set_section, LST(tls),	0, 0,
 	    conf_listener_tls_keys },
 	{ "auth",	conf_set_listener_auth, 0,	0, 0,	  NULL },
+	{ "proxy_protocol", conf_set_section, 0,	0, 0,	  proxy_keys },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
 
@@ -326,6 +336,13 @@ check_listener(struct conf_loader *ld, const struct ynode *list, size_t i)
 
 	if (l->name == NULL)
 		return conf_error(ld, item, "listener without 'name'");
+	if (l->proxy_timeout == 0)
+		l->proxy_timeout = 5;
+	if (conf_yaml_get(item, "proxy_protocol") != NULL &&
+	    l->nproxy_from == 0)
+		return conf_error(ld, conf_yaml_get(item, "proxy_protocol"),
+		    "listener '%s': proxy_protocol needs 'from', the "
+		    "networks of the load balancers", l->name);
 	if (l->address == NULL)
 		return conf_error(ld, item, "listener '%s' has no 'address'",
 		    l->name);
@@ -350,29 +367,28 @@ check_listener(struct conf_loader *ld, const struct ynode *list, size_t i)
 	return 0;
 }
 
+/* network_list - a YAML list of addresses or CIDR blocks into *nets */
 static int
-set_networks(struct conf_loader *ld, const struct conf_key *k,
-    const struct ynode *key, const struct ynode *val, void *obj)
+network_list(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *val, struct conf_network **nets, size_t *n)
 {
-	struct config		*cf = obj;
 	struct conf_network	*p;
 	const char		*v;
 	char			 q[QUOTE_LEN];
 	size_t			 i;
 
-	(void)key;
 	if (conf_expect(ld, val, YNODE_SEQUENCE, k->name) == -1)
 		return -1;
-	free(cf->trusted_networks);
-	cf->trusted_networks = NULL;
-	cf->ntrusted_networks = 0;
+	free(*nets);
+	*nets = NULL;
+	*n = 0;
 	for (i = 0; i < val->nkids; i++) {
 		if ((v = conf_scalar(ld, k, val->kids[i])) == NULL)
 			return -1;
-		if ((p = conf_push(ld, val->kids[i], cf->trusted_networks,
-		    &cf->ntrusted_networks, sizeof(*p))) == NULL)
+		if ((p = conf_push(ld, val->kids[i], *nets, n,
+		    sizeof(*p))) == NULL)
 			return -1;
-		cf->trusted_networks = p;
+		*nets = p;
 		if (conf_parse_network(v, &p[i]) == -1)
 			return conf_error(ld, val->kids[i], "invalid network "
 			    "'%s' in '%s': expected an address or a CIDR "
@@ -380,6 +396,27 @@ set_networks(struct conf_loader *ld, const struct conf_key *k,
 			    conf_quote(v, q, sizeof(q)), k->name);
 	}
 	return 0;
+}
+
+static int
+set_networks(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	struct config	*cf = obj;
+
+	(void)key;
+	return network_list(ld, k, val, &cf->trusted_networks,
+	    &cf->ntrusted_networks);
+}
+
+static int
+set_proxy_from(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	struct conf_listener	*l = obj;
+
+	(void)key;
+	return network_list(ld, k, val, &l->proxy_from, &l->nproxy_from);
 }
 
 static int

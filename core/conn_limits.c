@@ -58,8 +58,8 @@ find(const unsigned char k[16])
 	return pp;
 }
 
-enum conn_verdict
-conn_limits_acquire(const struct sockaddr *sa)
+static enum conn_verdict
+acquire(const struct sockaddr *sa, int per_ip)
 {
 	unsigned char k[16];
 	struct ip_count **pp, *e;
@@ -70,7 +70,8 @@ conn_limits_acquire(const struct sockaddr *sa)
 	pp = find(k);
 	if (max_total && total >= max_total)
 		v = CONN_TOO_MANY;
-	else if (max_per_ip && *pp != NULL && (*pp)->count >= max_per_ip)
+	else if (per_ip && max_per_ip && *pp != NULL &&
+	    (*pp)->count >= max_per_ip)
 		v = CONN_TOO_MANY_FROM_IP;
 	else {
 		if ((e = *pp) == NULL) {
@@ -82,6 +83,47 @@ conn_limits_acquire(const struct sockaddr *sa)
 	}
 	pthread_mutex_unlock(&mu);
 	return v;
+}
+
+enum conn_verdict
+conn_limits_acquire(const struct sockaddr *sa)
+{
+	return acquire(sa, 1);
+}
+
+enum conn_verdict
+conn_limits_acquire_proxy(const struct sockaddr *sa)
+{
+	return acquire(sa, 0);
+}
+
+enum conn_verdict
+conn_limits_move(const struct sockaddr *from, const struct sockaddr *to)
+{
+	unsigned char kf[16], kt[16];
+	struct ip_count **pp, *e;
+
+	key(from, kf);
+	key(to, kt);
+	pthread_mutex_lock(&mu);
+	pp = find(kt);
+	if (max_per_ip && *pp != NULL && (*pp)->count >= max_per_ip) {
+		pthread_mutex_unlock(&mu);
+		return CONN_TOO_MANY_FROM_IP;
+	}
+	pp = find(kf);			/* the total stays as it is */
+	if ((e = *pp) != NULL && --e->count == 0) {
+		*pp = e->next;
+		free(e);
+	}
+	pp = find(kt);
+	if ((e = *pp) == NULL) {
+		e = *pp = xcalloc(1, sizeof(*e));
+		memcpy(e->addr, kt, 16);
+	}
+	e->count++;
+	pthread_mutex_unlock(&mu);
+	return CONN_OK;
 }
 
 void

@@ -298,6 +298,7 @@ session_destroy(struct smtp_session *s)
 		log_info("session=%016llx event=disconnect client=%s "
 		    "messages=%u errors=%u", (unsigned long long)s->id,
 		    s->addr, s->messages, s->errors);
+		smtp_proxy_done(s);
 		bufferevent_free(s->bev);
 		s->bev = NULL;
 		cmd_timer_disarm(s);
@@ -476,6 +477,10 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
+		if (s->proxy != NULL) {	/* not ours to time out yet */
+			bufferevent_disable(s->bev, EV_READ | EV_WRITE);
+			return;
+		}
 		if (s->flags & SS_HANDSHAKE) {	/* nothing to say in clear */
 			metrics_inc(M_TLS_HANDSHAKES, "inbound", "failed");
 			log_info("session=%016llx event=tls-failed client=%s "
@@ -519,19 +524,12 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 	s->id = atomic_fetch_add(&server.next_session_id, 1);
 	s->worker = w;
 	s->listener = l;
-	memcpy(&s->peer, sa, salen);
-	sockaddr_text(sa, s->addr, sizeof(s->addr), &s->port);
-	for (size_t i = 0; i < server.conf->ntrusted_networks; i++)
-		if (conf_network_match(&server.conf->trusted_networks[i], sa))
-			s->trusted = 1;
-	if (l->role == ROLE_LOCAL)
-		s->trusted = 1;		/* local programs, through sendmail */
+	(void)salen;
+	session_set_client(s, sa);
 	s->cmd_timer = evtimer_new(loop_base(w->loop), on_cmd_timeout, s);
 	s->flush_ev = event_new(loop_base(w->loop), -1, 0, on_flush, s);
-	if (l->tls.mode != TLS_MODE_IMPLICIT ||
-	    smtp_tls_implicit(s, fd) == -1)
-		session_use_bev(s, bufferevent_socket_new(loop_base(w->loop),
-		    fd, BEV_OPT_CLOSE_ON_FREE), 1);
+	session_use_bev(s, bufferevent_socket_new(loop_base(w->loop), fd,
+	    BEV_OPT_CLOSE_ON_FREE), 1);
 	s->next = w->sessions;
 	if (w->sessions != NULL)
 		w->sessions->prev = s;
@@ -543,10 +541,33 @@ session_accept(struct worker *w, const struct conf_listener *l, int fd,
 	    (unsigned long long)s->id, s->addr, s->port, l->name);
 	s->pipeline = pipeline_current();
 	smtp_filter_subject_init(s);
-	if (l->tls.mode == TLS_MODE_IMPLICIT && !(s->flags & SS_HANDSHAKE))
+	if (smtp_proxy_expected(l, sa))
+		smtp_proxy_wait(s, fd);	/* session_start() once it is in */
+	else
+		session_start(s);
+}
+
+void
+session_set_client(struct smtp_session *s, const struct sockaddr *sa)
+{
+	memcpy(&s->peer, sa, sa->sa_family == AF_INET6 ?
+	    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	sockaddr_text(sa, s->addr, sizeof(s->addr), &s->port);
+	s->trusted = s->listener->role == ROLE_LOCAL;	/* sendmail */
+	for (size_t i = 0; i < server.conf->ntrusted_networks; i++)
+		if (conf_network_match(&server.conf->trusted_networks[i], sa))
+			s->trusted = 1;
+	s->subj.client_port = s->port;
+}
+
+void
+session_start(struct smtp_session *s)
+{
+	if (s->listener->tls.mode != TLS_MODE_IMPLICIT)
+		smtp_filter_connect(s);
+	else if (smtp_tls_implicit(s) == -1)
 		session_close(s, "cannot set up TLS");
-	else if (!(s->flags & SS_HANDSHAKE))
-		smtp_filter_connect(s);	/* implicit TLS: after the handshake */
+	/* else the connect stage runs once the handshake is done */
 }
 
 void

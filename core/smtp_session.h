@@ -12,6 +12,7 @@
  * Files: smtp_session.c (I/O, lifecycle, input loop, replies),
  * smtp_cmds.c (the commands), smtp_session_data.c (DATA, BDAT, commit),
  * smtp_tls.c (STARTTLS, implicit TLS), smtp_auth.c (AUTH),
+ * smtp_proxy.c (the PROXY header of load balancers),
  * smtp_filter.c (filter stages).
  * Ownership: the worker owns its sessions; a session owns its tx; a job in
  * flight holds a reference (jobs) so the session outlives its socket.
@@ -40,6 +41,7 @@ struct conf_listener;
 struct event;
 struct qwriter;
 struct sasl_creds;
+struct proxy_wait;
 struct worker;
 
 enum smtp_state {
@@ -99,6 +101,7 @@ struct smtp_session {
 	int sasl_step;			/* its step (smtp_auth.c) */
 	int sasl_mech;			/* enum sasl_mech */
 	int sasl_result;		/* enum auth_check of users_file */
+	struct proxy_wait *proxy;	/* waiting for a PROXY header */
 
 	enum smtp_state state;
 	unsigned flags;
@@ -157,6 +160,11 @@ void	session_close(struct smtp_session *, const char *reason);
 void	session_wait(struct smtp_session *);
 void	session_resume(struct smtp_session *);
 void	session_continue(struct smtp_session *);
+/* session_set_client - the client is sa (PROXY header): address, port,
+   trusted */
+void	session_set_client(struct smtp_session *, const struct sockaddr *);
+/* session_start - TLS handshake (implicit TLS) or the connect stage */
+void	session_start(struct smtp_session *);
 /* session_use_bev - talk through bev from now on (direct: a plain socket) */
 void	session_use_bev(struct smtp_session *, struct bufferevent *,
 	    int direct);
@@ -169,9 +177,15 @@ void	tx_free(struct smtp_tx *);
 void	smtp_dispatch(struct smtp_session *, char *line, size_t len);
 void	smtp_greet(struct smtp_session *);
 
+/* smtp_proxy.c */
+int	smtp_proxy_expected(const struct conf_listener *,
+	    const struct sockaddr *);
+void	smtp_proxy_wait(struct smtp_session *, int fd);
+void	smtp_proxy_done(struct smtp_session *);
+
 /* smtp_tls.c */
 int	smtp_tls_offered(const struct smtp_session *);	/* STARTTLS now */
-int	smtp_tls_implicit(struct smtp_session *, int fd);
+int	smtp_tls_implicit(struct smtp_session *);
 void	smtp_cmd_starttls(struct smtp_session *, char *args);
 void	smtp_tls_established(struct smtp_session *);
 void	smtp_tls_failed(struct smtp_session *, short what);

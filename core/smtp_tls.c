@@ -10,7 +10,8 @@
  * done the session reads no command (SS_HANDSHAKE). Once it is, the
  * session forgets HELO and starts again from "greeted", as RFC 3207 4.2
  * wants: the client must say EHLO again, and is told of AUTH then.
- * Implicit TLS: the session starts on an OpenSSL bufferevent; the connect
+ * Implicit TLS: the session switches to OpenSSL before its first byte
+ * (after a PROXY header, when a load balancer sends one); the connect
  * stage and the greeting wait for the handshake, so filters at connect
  * already see the TLS version and cipher.
  * A failed handshake is logged with OpenSSL's reason and ends the session.
@@ -63,32 +64,53 @@ smtp_tls_offered(const struct smtp_session *s)
 	    s->listener->tls.mode == TLS_MODE_REQUIRED);
 }
 
-int
-smtp_tls_implicit(struct smtp_session *s, int fd)
+/*
+ * tls_switch - from the plain bufferevent to an OpenSSL one on a duplicate
+ * of the same socket (freeing the plain one closes only the original
+ * descriptor); what the plain one still had to send is written first
+ */
+static int
+tls_switch(struct smtp_session *s, SSL *ssl)
 {
-	SSL *ssl = tls_server_ssl(listener_index(s));
-	struct bufferevent *bev;
+	struct bufferevent *plain = s->bev, *bev;
+	int fd;
 
-	if (ssl == NULL || (bev = ssl_bufferevent(s, fd, ssl)) == NULL) {
-		log_warnx("session=%016llx event=tls-error reason=\"cannot set "
-		    "up TLS\"", SID(s));
-		if (ssl != NULL)
-			SSL_free(ssl);
+	bev_write_now(plain);
+	fd = fcntl(bufferevent_getfd(plain), F_DUPFD_CLOEXEC, 0);
+	if (evbuffer_get_length(bufferevent_get_output(plain)) > 0 ||
+	    fd == -1 || (bev = ssl_bufferevent(s, fd, ssl)) == NULL) {
+		log_warnx("session=%016llx event=tls-error reason=\"cannot "
+		    "start TLS\"", SID(s));
+		if (fd != -1)
+			close(fd);
+		SSL_free(ssl);
 		return -1;
 	}
+	bufferevent_free(plain);
 	s->flags |= SS_HANDSHAKE;
 	session_use_bev(s, bev, 0);
 	return 0;
 }
 
+int
+smtp_tls_implicit(struct smtp_session *s)
+{
+	SSL *ssl = tls_server_ssl(listener_index(s));
+
+	if (ssl == NULL) {
+		log_warnx("session=%016llx event=tls-error reason=\"no TLS "
+		    "context\"", SID(s));
+		return -1;
+	}
+	return tls_switch(s, ssl);
+}
+
 void
 smtp_cmd_starttls(struct smtp_session *s, char *args)
 {
-	struct bufferevent *plain = s->bev, *bev;
-	struct evbuffer *in = bufferevent_get_input(plain);
+	struct evbuffer *in = bufferevent_get_input(s->bev);
 	size_t pipelined;
 	SSL *ssl;
-	int fd;
 
 	if (s->tls) {
 		session_reply(s, "554 5.5.1 Error: TLS already active");
@@ -121,21 +143,8 @@ smtp_cmd_starttls(struct smtp_session *s, char *args)
 		    "discarded=%zu", SID(s), s->addr, pipelined);
 		evbuffer_drain(in, pipelined);
 	}
-	bev_write_now(plain);
-	fd = fcntl(bufferevent_getfd(plain), F_DUPFD_CLOEXEC, 0);
-	if (evbuffer_get_length(bufferevent_get_output(plain)) > 0 ||
-	    fd == -1 || (bev = ssl_bufferevent(s, fd, ssl)) == NULL) {
-		log_warnx("session=%016llx event=tls-error reason=\"cannot "
-		    "start TLS after the 220 reply\"", SID(s));
-		if (fd != -1)
-			close(fd);
-		SSL_free(ssl);
+	if (tls_switch(s, ssl) == -1)
 		session_close(s, "starttls failed");
-		return;
-	}
-	bufferevent_free(plain);	/* closes the old descriptor only */
-	s->flags |= SS_HANDSHAKE;
-	session_use_bev(s, bev, 0);
 }
 
 /* the handshake is done: note what it gave, and start (again) */

@@ -80,7 +80,10 @@ on_accept(evutil_socket_t lfd, short what, void *arg)
 			}
 			return;		/* EAGAIN: another worker took it */
 		}
-		switch (conn_limits_acquire((struct sockaddr *)&ss)) {
+		switch (smtp_proxy_expected(ctx->ls->conf,
+		    (struct sockaddr *)&ss) ?
+		    conn_limits_acquire_proxy((struct sockaddr *)&ss) :
+		    conn_limits_acquire((struct sockaddr *)&ss)) {
 		case CONN_OK:
 			session_accept(ctx->worker, ctx->ls->conf, fd,
 			    (struct sockaddr *)&ss, sl);
