@@ -490,6 +490,7 @@ set_defaults(struct conf_loader *ld)
 	cf->retry.lifetime = 5 * 24 * 60 * 60;
 	cf->retry.warn_after = 4 * 60 * 60;
 	conf_auth_defaults(cf);
+	conf_kv_defaults(cf);
 	cf->limits.message_size = 35 * 1024 * 1024;
 	cf->limits.recipients = 1000;
 	cf->limits.line_length = 1000;
@@ -584,6 +585,7 @@ conf_free(struct config *cf)
 	conf_pipeline_free(cf);
 	conf_routes_free(cf);
 	conf_delivery_free(cf);
+	conf_kv_free(cf);
 	free(cf->log.facility);
 	free(cf);
 }
