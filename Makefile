@@ -109,8 +109,8 @@ deps-build:
 	$(call install_missing,$(DEPS_BUILD))
 
 # deps-test: like install_missing, but no package may start its system daemon
-# (Postfix would take port 25, Dovecot 143/993, Redis 6379; the tests run private ones on
-# free ports): a temporary /usr/sbin/policy-rc.d that exits 101 (any existing
+# (Postfix would take port 25, Dovecot 143/993, Redis 6379; the tests run
+# private ones on free ports): a temporary /usr/sbin/policy-rc.d that exits 101 (any existing
 # one is put back afterwards), Postfix preseeded to "No configuration".
 deps-test:
 	@missing=$$(for p in $(DEPS_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
