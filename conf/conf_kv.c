@@ -9,7 +9,7 @@
  *     # or redis: {unix: /run/redis/redis.sock, ...}
  *
  * API: conf_set_kv() for the top-level table of conf_schema.c,
- * conf_kv_defaults(), conf_kv_free(); conf_parse_msec() (conf.h).
+ * conf_kv_defaults(), conf_kv_free().
  * The address must be an IP literal: hiredis would resolve a host name
  * with a blocking getaddrinfo() on an event loop.
  * Errors: 0 or -1 with "FILE:LINE:COL: what" in ld->err.
@@ -17,7 +17,6 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <arpa/inet.h>
-#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +36,6 @@ static int	 set_ip(struct conf_loader *, const struct conf_key *,
 		    const struct ynode *, const struct ynode *, void *);
 static int	 set_prefix(struct conf_loader *, const struct conf_key *,
 		    const struct ynode *, const struct ynode *, void *);
-static int	 set_msec(struct conf_loader *, const struct conf_key *,
-		    const struct ynode *, const struct ynode *, void *);
 
 #define RD(f)	offsetof(struct conf_kv_redis, f)
 static const struct conf_key redis_keys[] = {
@@ -48,7 +45,7 @@ static const struct conf_key redis_keys[] = {
 	{ "password",	conf_set_string, RD(password),	0, 0,	  NULL },
 	{ "db",		conf_set_uint,	RD(db),		0, 65535, NULL },
 	{ "prefix",	set_prefix,	RD(prefix),	0, 0,	  NULL },
-	{ "timeout",	set_msec,	RD(timeout_ms),	10, TIMEOUT_MAX_MS,
+	{ "timeout",	conf_set_msec,	RD(timeout_ms),	10, TIMEOUT_MAX_MS,
 	    NULL },
 	{ "on_error",	conf_set_verdict, RD(on_error),	0, 0,	  NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
@@ -60,37 +57,6 @@ static const struct conf_key kv_keys[] = {
 	{ "redis",	set_redis,	KV(redis),	0, 0,	  NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
-
-/*
- * conf_parse_msec - a duration in milliseconds: "250ms", or what
- * conf_parse_duration() takes ("2s", "1m", "3" = 3 seconds)
- */
-int
-conf_parse_msec(const char *s, unsigned *msec)
-{
-	unsigned long long	 n;
-	unsigned		 sec;
-	size_t			 len;
-	char			 digits[24];
-
-	if (s == NULL)
-		return -1;
-	len = strlen(s);
-	if (len > 2 && strcmp(s + len - 2, "ms") == 0) {
-		if (len - 2 >= sizeof(digits))
-			return -1;
-		memcpy(digits, s, len - 2);
-		digits[len - 2] = '\0';
-		if (conf_parse_uint(digits, UINT_MAX, &n) == -1)
-			return -1;
-		*msec = (unsigned)n;
-		return 0;
-	}
-	if (conf_parse_duration(s, &sec) == -1 || sec > UINT_MAX / 1000)
-		return -1;
-	*msec = sec * 1000;
-	return 0;
-}
 
 void
 conf_kv_defaults(struct config *cf)
@@ -195,28 +161,5 @@ set_prefix(struct conf_loader *ld, const struct conf_key *k,
 		return -1;
 	free(*field);
 	*field = d;
-	return 0;
-}
-
-static int
-set_msec(struct conf_loader *ld, const struct conf_key *k,
-    const struct ynode *key, const struct ynode *val, void *obj)
-{
-	const char	*v;
-	unsigned	 n;
-	char		 q[QUOTE_LEN];
-
-	(void)key;
-	if ((v = conf_scalar(ld, k, val)) == NULL)
-		return -1;
-	if (conf_parse_msec(v, &n) == -1)
-		return conf_error(ld, val, "invalid duration '%s' for '%s': "
-		    "expected milliseconds like 250ms or units like 1s, 2m",
-		    conf_quote(v, q, sizeof(q)), conf_qname(ld, k));
-	if (n < k->min || n > k->max)
-		return conf_error(ld, val, "duration '%s' for '%s' is out of "
-		    "range: from %llums to %llums", conf_quote(v, q, sizeof(q)),
-		    conf_qname(ld, k), k->min, k->max);
-	*(unsigned *)((char *)obj + k->off) = n;
 	return 0;
 }

@@ -94,6 +94,8 @@ int	conf_set_uint16(struct conf_loader *, const struct conf_key *,
 	    const struct ynode *, const struct ynode *, void *);
 int	conf_set_duration(struct conf_loader *, const struct conf_key *,
 	    const struct ynode *, const struct ynode *, void *);
+int	conf_set_msec(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
 int	conf_set_size(struct conf_loader *, const struct conf_key *,
 	    const struct ynode *, const struct ynode *, void *);
 int	conf_set_section(struct conf_loader *, const struct conf_key *,
