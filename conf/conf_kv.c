@@ -149,17 +149,15 @@ set_prefix(struct conf_loader *ld, const struct conf_key *k,
 {
 	char		**field = (char **)((char *)obj + k->off);
 	const char	 *v;
-	char		 *d;
 
-	(void)key;
 	if ((v = conf_scalar(ld, k, val)) == NULL)
 		return -1;
 	if (strlen(v) > PREFIX_MAX)
 		return conf_error(ld, val, "'%s' is longer than %d characters",
 		    conf_qname(ld, k), PREFIX_MAX);
-	if ((d = conf_strdup(ld, val, v)) == NULL)
-		return -1;
-	free(*field);
-	*field = d;
-	return 0;
+	if (*v != '\0')
+		return conf_set_string(ld, k, key, val, obj);
+	free(*field);			/* "": no prefix */
+	*field = conf_strdup(ld, val, "");
+	return *field != NULL ? 0 : -1;
 }

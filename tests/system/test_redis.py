@@ -18,7 +18,7 @@ import pytest
 
 from helpers import check
 from redis_server import RedisServer
-from test_lua_support import entry, filter_path, no_dns
+from test_lua_support import check_t, entry, filter_path, no_dns
 from test_plugins import connect, session_to, splugin
 
 GREYLIST = filter_path("greylist.lua")
@@ -193,6 +193,17 @@ def test_greylist_auto_allow_and_exempt(make_server, tmp_path):
     check(rcpt_reply(srv, "127.0.4.1"), 250)
     check(rcpt_reply(srv, "127.0.4.2", rcpt="bob@example.test",
                      sender="new@remote.test"), 250)
+
+
+@pytest.mark.parametrize("args,what", [
+    ({"delay": "5x"}, "'delay' must be a duration"),
+    ({"delay": 60, "expire": 30}, "'expire' must be longer than 'delay'"),
+    ({"exempt": ["300.1.2.3/24"]}, "bad network in exempt"),
+    ({"ipv4_prefix": 33}, "'ipv4_prefix' must be an integer"),
+])
+def test_greylist_bad_args_stop_the_start(tmp_path, args, what):
+    rc, out = check_t(GREYLIST, tmp_path, {"args": args})
+    assert rc != 0 and what in out, out
 
 
 # -- outages ------------------------------------------------------------------
