@@ -21,7 +21,7 @@ WARN	 = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes \
 	   -Wmissing-prototypes -Wpointer-arith -Wno-unused-parameter \
 	   -Wno-format-truncation
 PKGS	 = libevent libevent_pthreads libevent_openssl openssl yaml-0.1 \
-	   lua5.4 libcares gmime-3.0 libarchive milter
+	   lua5.4 libcares gmime-3.0 libarchive milter hiredis
 PY	 = /usr/bin/python3
 # System tests run in this many pytest-xdist workers: most of their time is
 # spent waiting for retry timers, not on the CPU. TEST_JOBS=1 runs serially.
@@ -30,11 +30,13 @@ TEST_JOBS ?= 4
 # Debian packages: to build, to test, and what the benchmark needs.
 DEPS_BUILD = build-essential pkg-config libevent-dev libyaml-dev \
 	     liblua5.4-dev libc-ares-dev libgmime-3.0-dev libmagic-dev \
-	     libarchive-dev libssl-dev libmilter-dev libcrypt-dev
+	     libarchive-dev libssl-dev libmilter-dev libcrypt-dev \
+	     libhiredis-dev
 DEPS_TEST  = $(DEPS_BUILD) libcmocka-dev python3-pytest python3-pytest-xdist \
 	     python3-aiosmtpd swaks \
 	     dnsmasq-base openssl postfix dovecot-core dovecot-lmtpd dovecot-imapd \
-	     python3-milter miltertest opendkim opendkim-tools python3-dkim
+	     python3-milter miltertest opendkim opendkim-tools python3-dkim \
+	     redis-server redis-tools
 # clang and its runtimes (libFuzzer, ASan, UBSan) for `make fuzz`
 DEPS_FUZZ  = $(DEPS_BUILD) clang libclang-rt-14-dev
 
@@ -209,8 +211,8 @@ deps-build:
 	$(call install_missing,$(DEPS_BUILD))
 
 # deps-test: like install_missing, but no package may start its system daemon
-# (Postfix would take port 25, Dovecot 143/993; the tests run private ones on
-# free ports): a temporary /usr/sbin/policy-rc.d that exits 101 (any existing
+# (Postfix would take port 25, Dovecot 143/993, Redis 6379; the tests run
+# private ones on free ports): a temporary /usr/sbin/policy-rc.d that exits 101 (any existing
 # one is put back afterwards), Postfix preseeded to "No configuration".
 deps-test:
 	@missing=$$(for p in $(DEPS_TEST); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

@@ -349,28 +349,50 @@ conf_set_uint16(struct conf_loader *ld, const struct conf_key *k,
 	return 0;
 }
 
-int
-conf_set_duration(struct conf_loader *ld, const struct conf_key *k,
-    const struct ynode *key, const struct ynode *val, void *obj)
+/*
+ * set_duration_as - a duration through parse(), in the unit the range
+ * is given in; hint says what parse() takes
+ */
+static int
+set_duration_as(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *val, void *obj, int (*parse)(const char *,
+    unsigned *), const char *unit, const char *hint)
 {
 	const char		*v;
 	unsigned		 n;
 	unsigned long long	 max = k->max ? k->max : UINT_MAX;
 	char			 q[QUOTE_LEN];
 
-	(void)key;
 	if ((v = conf_scalar(ld, k, val)) == NULL)
 		return -1;
-	if (conf_parse_duration(v, &n) == -1)
+	if (parse(v, &n) == -1)
 		return conf_error(ld, val, "invalid duration '%s' for '%s': "
-		    "expected a number of seconds or units like 30s, 5m, 2h, "
-		    "5d, 1w", conf_quote(v, q, sizeof(q)), conf_qname(ld, k));
+		    "expected %s", conf_quote(v, q, sizeof(q)),
+		    conf_qname(ld, k), hint);
 	if (n < k->min || n > max)
 		return conf_error(ld, val, "duration '%s' for '%s' is out of "
-		    "range: from %llus to %llus", conf_quote(v, q, sizeof(q)),
-		    conf_qname(ld, k), k->min, max);
+		    "range: from %llu%s to %llu%s", conf_quote(v, q, sizeof(q)),
+		    conf_qname(ld, k), k->min, unit, max, unit);
 	*(unsigned *)((char *)obj + k->off) = n;
 	return 0;
+}
+
+int
+conf_set_duration(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	(void)key;
+	return set_duration_as(ld, k, val, obj, conf_parse_duration, "s",
+	    "a number of seconds or units like 30s, 5m, 2h, 5d, 1w");
+}
+
+int
+conf_set_msec(struct conf_loader *ld, const struct conf_key *k,
+    const struct ynode *key, const struct ynode *val, void *obj)
+{
+	(void)key;
+	return set_duration_as(ld, k, val, obj, conf_parse_msec, "ms",
+	    "milliseconds like 250ms or units like 1s, 2m");
 }
 
 int
@@ -508,6 +530,7 @@ set_defaults(struct conf_loader *ld)
 	cf->retry.warn_after = 4 * 60 * 60;
 	conf_auth_defaults(cf);
 	cf->shutdown_timeout = 30;
+	conf_kv_defaults(cf);
 	cf->limits.message_size = 35 * 1024 * 1024;
 	cf->limits.recipients = 1000;
 	cf->limits.line_length = 1000;
@@ -607,6 +630,7 @@ conf_free(struct config *cf)
 	conf_pipeline_free(cf);
 	conf_routes_free(cf);
 	conf_delivery_free(cf);
+	conf_kv_free(cf);
 	free(cf->log.facility);
 	free(cf->metrics.address);
 	free(cf);

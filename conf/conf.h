@@ -188,6 +188,28 @@ struct conf_dns {
 	unsigned attempts;		/* tries per server, 1..10, default 2 */
 };
 
+enum kv_backend {			/* kv.backend */
+	KV_BACKEND_MEMORY,		/* in this process (kvstore.h) */
+	KV_BACKEND_REDIS,		/* shared: kv.redis */
+};
+
+struct conf_kv_redis {			/* kv: {redis: {...}} */
+	char *address;			/* IP literal, default 127.0.0.1 */
+	uint16_t port;			/* default 6379 */
+	char *unix_path;		/* unix: socket path, instead */
+	char *password;			/* AUTH, or NULL */
+	unsigned db;			/* SELECT, default 0 */
+	char *prefix;			/* before every key, "sluice:" */
+	unsigned timeout_ms;		/* connect and each command, 1000 */
+	enum sluice_verdict on_error;	/* a filter call the store failed
+					   under; default tempfail */
+};
+
+struct conf_kv {
+	enum kv_backend backend;
+	struct conf_kv_redis redis;
+};
+
 struct conf_log {
 	enum log_target target;
 	int debug;			/* level: debug */
@@ -240,6 +262,7 @@ struct config {
 	struct conf_bounce bounce;
 	char *control_socket;		/* absolute; default SPOOL/control */
 	struct conf_dns dns;
+	struct conf_kv kv;
 
 	struct conf_filter *filters;	/* pipeline:, in order */
 	size_t nfilters;
@@ -259,6 +282,8 @@ void		 conf_free(struct config *);
 int	conf_parse_duration(const char *, unsigned *seconds);
 int	conf_parse_size(const char *, uint64_t *bytes);
 int	conf_parse_bool(const char *, int *on);
+/* conf_parse_msec - "250ms", "2s", "1m", or seconds as a plain number */
+int	conf_parse_msec(const char *, unsigned *msec);
 int	conf_parse_network(const char *, struct conf_network *);
 int	conf_network_match(const struct conf_network *,
 	    const struct sockaddr *);

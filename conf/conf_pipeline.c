@@ -56,20 +56,21 @@ set_kind(struct conf_loader *ld, const struct conf_key *k,
 	return 0;
 }
 
-static int
-set_on_error(struct conf_loader *ld, const struct conf_key *k,
+/* conf_set_verdict - a verdict name (on_error, kv.redis.on_error) */
+int
+conf_set_verdict(struct conf_loader *ld, const struct conf_key *k,
     const struct ynode *key, const struct ynode *val, void *obj)
 {
 	static const char *const words[] = {
 	    "continue", "accept", "reject", "tempfail", "discard",
 	    "quarantine", NULL };
-	struct conf_filter *f = obj;
 	size_t i;
 
 	(void)key;
 	if (conf_word(ld, k, val, words, &i) == -1)
 		return -1;
-	f->on_error = (enum sluice_verdict)i;	/* same order as the enum */
+	/* same order as the enum */
+	*(enum sluice_verdict *)((char *)obj + k->off) = (enum sluice_verdict)i;
 	return 0;
 }
 
@@ -193,7 +194,7 @@ static const struct conf_key filter_keys[] = {
 	{ "milter",	set_kind,	   FL(target),	 0, 0,	NULL },
 	{ "name",	conf_set_string,   FL(name),	 0, 0,	NULL },
 	{ "args",	set_args,	   0,		 0, 0,	NULL },
-	{ "on_error",	set_on_error,	   0,		 0, 0,	NULL },
+	{ "on_error",	conf_set_verdict, FL(on_error),	 0, 0,	NULL },
 	{ "timeout",	conf_set_duration, FL(timeout),	 1, 3600, NULL },
 	{ "stages",	set_stages,	   0,		 0, 0,	NULL },
 	{ "budget",	set_budget,	   FL(budget),	 1000,

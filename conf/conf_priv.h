@@ -94,6 +94,8 @@ int	conf_set_uint16(struct conf_loader *, const struct conf_key *,
 	    const struct ynode *, const struct ynode *, void *);
 int	conf_set_duration(struct conf_loader *, const struct conf_key *,
 	    const struct ynode *, const struct ynode *, void *);
+int	conf_set_msec(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
 int	conf_set_size(struct conf_loader *, const struct conf_key *,
 	    const struct ynode *, const struct ynode *, void *);
 int	conf_set_bool(struct conf_loader *, const struct conf_key *,
@@ -124,6 +126,16 @@ int	conf_milter_set_protocol(struct conf_loader *, const struct conf_key *,
 struct conf_filter;
 void	conf_milter_defaults(struct conf_filter *);
 void	conf_milter_free(struct conf_filter *);
+
+/* conf_pipeline.c: a verdict name (on_error) */
+int	conf_set_verdict(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+
+/* conf_kv.c: kv: {backend, redis: {...}} */
+int	conf_set_kv(struct conf_loader *, const struct conf_key *,
+	    const struct ynode *, const struct ynode *, void *);
+void	conf_kv_defaults(struct config *);
+void	conf_kv_free(struct config *);
 
 /* conf_tls_auth.c: listeners' tls: and auth:, the top-level auth: */
 extern const struct conf_key conf_listener_tls_keys[];

@@ -192,6 +192,7 @@ const struct conf_key conf_top_keys[] = {
 	{ "dns",	conf_set_section, CF(dns),	0, 0,	  dns_keys },
 	{ "auth",	conf_set_section, CF(auth),	0, 0, conf_auth_keys },
 	{ "pipeline",	conf_set_pipeline, 0,		0, 0,	  NULL },
+	{ "kv",		conf_set_kv,	0,		0, 0,	  NULL },
 	{ "plugin_dir",	conf_set_path,	CF(plugin_dir),	0, 0,	  NULL },
 	{ "metrics",	conf_set_section, CF(metrics), 0, 0,	  metrics_keys },
 	{ "control",	conf_set_section, 0,		0, 0, conf_control_keys },

@@ -1,8 +1,8 @@
 /*
  * conf_types.c - parsers for the value notations used in the configuration
  *
- * API: conf_parse_duration(), conf_parse_size(), conf_parse_bool(),
- * conf_parse_network(),
+ * API: conf_parse_duration(), conf_parse_msec(), conf_parse_size(),
+ * conf_parse_bool(), conf_parse_network(),
  * conf_network_match() (see conf.h); conf_parse_uint(), conf_valid_domain(),
  * conf_domain_match(), conf_valid_local_part() and conf_lower() (see
  * conf_priv.h).
@@ -114,6 +114,37 @@ conf_parse_duration(const char *s, unsigned *seconds)
 			return -1;
 	}
 	*seconds = (unsigned)total;
+	return 0;
+}
+
+/*
+ * conf_parse_msec - a duration in milliseconds: "250ms", or what
+ * conf_parse_duration() takes ("2s", "1m", "3" = 3 seconds)
+ */
+int
+conf_parse_msec(const char *s, unsigned *msec)
+{
+	unsigned long long	 n;
+	unsigned		 sec;
+	size_t			 len;
+	char			 digits[24];
+
+	if (s == NULL)
+		return -1;
+	len = strlen(s);
+	if (len > 2 && strcmp(s + len - 2, "ms") == 0) {
+		if (len - 2 >= sizeof(digits))
+			return -1;
+		memcpy(digits, s, len - 2);
+		digits[len - 2] = '\0';
+		if (conf_parse_uint(digits, UINT_MAX, &n) == -1)
+			return -1;
+		*msec = (unsigned)n;
+		return 0;
+	}
+	if (conf_parse_duration(s, &sec) == -1 || sec > UINT_MAX / 1000)
+		return -1;
+	*msec = sec * 1000;
 	return 0;
 }
 

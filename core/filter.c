@@ -351,12 +351,19 @@ call_finish(struct sluice_call *c)
 void
 call_fail(struct sluice_call *c, const char *why)
 {
+	call_fail_with(c, c->filter->on_error, why);
+}
+
+void
+call_fail_with(struct sluice_call *c, enum sluice_verdict action,
+    const char *why)
+{
 	log_warnx("qid=%s session=%016llx event=filter-error stage=%s "
 	    "filter=%s action=%s reason=%s", subject_qid(c->subj),
 	    (unsigned long long)c->subj->session_id, stage_name(c->stage),
-	    c->filter->name, verdict_name(c->filter->on_error), log_q(why));
+	    c->filter->name, verdict_name(action), log_q(why));
 	metrics_inc(M_FILTER_ERRORS, c->filter->name);
-	call_set_verdict(c, c->filter->on_error, 0, NULL, NULL);
+	call_set_verdict(c, action, 0, NULL, NULL);
 	call_finish(c);
 }
 

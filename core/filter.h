@@ -187,6 +187,9 @@ void	call_hold(struct sluice_call *);
 void	call_release(struct sluice_call *);
 /* call_fail - the call broke: log why, apply on_error, finish */
 void	call_fail(struct sluice_call *, const char *why);
+/* call_fail_with - the same with another action (kv.redis.on_error) */
+void	call_fail_with(struct sluice_call *, enum sluice_verdict action,
+	    const char *why);
 void	call_set_verdict(struct sluice_call *, enum sluice_verdict, int code,
 	    const char *enhanced, const char *text);
 const char *call_keep(struct sluice_call *, char *);	/* freed at end */

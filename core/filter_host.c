@@ -16,7 +16,6 @@
 #include "envelope.h"
 #include "filter.h"
 #include "filter_support.h"
-#include "kvstore.h"
 #include "log.h"
 #include "loop.h"
 #include "message.h"
@@ -32,6 +31,8 @@ h_get(struct sluice_call *c, const char *key)
 
 	if (!call_active(c) || key == NULL)
 		return NULL;
+	if (strcmp(key, "kv.on_error") == 0)
+		return filter_kv_on_error(c);
 	v = subject_get(c->subj, c->stage, key, buf, sizeof(buf));
 	return v == buf ? call_keep(c, xstrdup(buf)) : v;
 }
@@ -209,52 +210,6 @@ h_resume(struct sluice_call *c)
 	call_finish(c);
 }
 
-static int
-h_kv_get(struct sluice_call *c, const char *key, sluice_kv_cb cb, void *arg)
-{
-	char *v;
-
-	if (!call_active(c) || key == NULL || cb == NULL)
-		return -1;
-	v = kv_get(key);
-	cb(c, 1, v, v ? strtoll(v, NULL, 10) : 0, arg);
-	free(v);
-	return 0;
-}
-
-static int
-h_kv_set(struct sluice_call *c, const char *key, const char *value,
-    unsigned ttl, sluice_kv_cb cb, void *arg)
-{
-	int ok;
-
-	if (!call_active(c) || key == NULL || value == NULL)
-		return -1;
-	ok = kv_set(key, value, ttl) == 0;
-	if (cb == NULL)
-		return ok ? 0 : -1;
-	cb(c, ok, value, strtoll(value, NULL, 10), arg);
-	return 0;
-}
-
-static int
-h_kv_incr(struct sluice_call *c, const char *key, long long delta,
-    unsigned ttl, sluice_kv_cb cb, void *arg)
-{
-	int ok;
-	long long v;
-	char buf[32];
-
-	if (!call_active(c) || key == NULL)
-		return -1;
-	v = kv_incr(key, delta, ttl, &ok);
-	snprintf(buf, sizeof(buf), "%lld", v);
-	if (cb == NULL)
-		return ok ? 0 : -1;
-	cb(c, ok, buf, v, arg);		/* the callback reports the failure */
-	return 0;
-}
-
 static void
 h_log(struct sluice_call *c, enum sluice_log_level level, const char *fmt,
     ...)
@@ -301,8 +256,8 @@ const struct sluice_host filter_host = {
 	.event_base = h_event_base,
 	.resume = h_resume,
 	.dns_query = filter_dns_query,
-	.kv_get = h_kv_get,
-	.kv_set = h_kv_set,
-	.kv_incr = h_kv_incr,
+	.kv_get = filter_kv_get,
+	.kv_set = filter_kv_set,
+	.kv_incr = filter_kv_incr,
 	.log = h_log,
 };

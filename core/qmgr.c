@@ -20,6 +20,7 @@
 #include "control.h"
 #include "dest.h"
 #include "dns.h"
+#include "kv_redis.h"
 #include "filter.h"
 #include "log.h"
 #include "loop.h"
@@ -278,6 +279,9 @@ qmgr_init(void)
 	server.qmgr_worker.idx = server.nworkers;
 	server.qmgr_worker.loop = server.qmgr;
 	server.qmgr_worker.dns = qm.dns;
+	if (server.conf->kv.backend == KV_BACKEND_REDIS)
+		server.qmgr_worker.kv = kv_redis_new(base,
+		    &server.conf->kv.redis, "qmgr");
 	if (server.pipeline != NULL && pipeline_attach(server.pipeline,
 	    &server.qmgr_worker, server.nworkers, err, sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
@@ -342,6 +346,8 @@ qmgr_free(void)
 	while (qm.all != NULL)
 		entry_free(qm.all);
 	qm.ready_head = qm.ready_tail = NULL;
+	kv_redis_free(server.qmgr_worker.kv);
+	server.qmgr_worker.kv = NULL;
 	dns_resolver_free(qm.dns);
 	qm.dns = NULL;
 	smtpc_global_free();

@@ -9,7 +9,7 @@
  * Anything wrong (a YAML error, a Lua syntax error, a plugin that does not
  * load) refuses the whole reload with one log line; the old configuration
  * keeps running. Settings bound at start (listeners, spool, workers, user,
- * log target, command_line_length) are reported and keep their old values
+ * log target, command_line_length, kv) are reported and keep their old values
  * until a restart. Replaced configurations and mailbox tables are kept
  * until exit: other threads may still hold pointers into them, and they
  * cost a few kilobytes per reload.
@@ -63,6 +63,27 @@ listeners_same(const struct config *a, const struct config *b)
 	return 1;
 }
 
+static int
+str_same(const char *a, const char *b)
+{
+	return a == b || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/* kv_same - the kv: settings the loops' Redis connections were made with */
+static int
+kv_same(const struct conf_kv *a, const struct conf_kv *b)
+{
+	const struct conf_kv_redis *x = &a->redis, *y = &b->redis;
+
+	if (a->backend != b->backend)
+		return 0;
+	return a->backend == KV_BACKEND_MEMORY || (str_same(x->address,
+	    y->address) && x->port == y->port && str_same(x->unix_path,
+	    y->unix_path) && str_same(x->password, y->password) &&
+	    x->db == y->db && str_same(x->prefix, y->prefix) &&
+	    x->timeout_ms == y->timeout_ms && x->on_error == y->on_error);
+}
+
 /* keep_bound - settings that only a restart can change keep their values */
 static void
 keep_bound(struct config *nc, const struct config *oc)
@@ -78,6 +99,9 @@ keep_bound(struct config *nc, const struct config *oc)
 		log_warnx("event=reload warning=\"workers or "
 		    "command_line_length changed: restart to apply\"");
 	nc->limits.command_line_length = oc->limits.command_line_length;
+	if (!kv_same(&nc->kv, &oc->kv))
+		log_warnx("event=reload warning=\"kv changed: restart to "
+		    "apply\"");
 }
 
 int

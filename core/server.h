@@ -20,6 +20,7 @@ struct loop;
 struct mailbox_table;
 struct smtp_session;
 struct dns_resolver;
+struct kv_redis;
 struct pipeline;
 
 struct listen_socket {
@@ -38,6 +39,7 @@ struct worker {
 	unsigned nsessions;
 	int stopping;
 	struct dns_resolver *dns;	/* this loop's resolver */
+	struct kv_redis *kv;		/* kv.backend redis, else NULL */
 };
 
 struct server {

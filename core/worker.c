@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "conn_limits.h"
 #include "dns.h"
+#include "kv_redis.h"
 #include "filter.h"
 #include "log.h"
 #include "loop.h"
@@ -154,6 +155,9 @@ worker_setup(struct worker *w, unsigned idx)
 	    err, sizeof(err))) == NULL)
 		log_warnx("event=init worker=%u warning=\"no DNS resolver: %s\"",
 		    idx, err);
+	if (server.conf->kv.backend == KV_BACKEND_REDIS)
+		w->kv = kv_redis_new(loop_base(w->loop), &server.conf->kv.redis,
+		    name);
 	if (server.pipeline != NULL && pipeline_attach(server.pipeline, w, idx,
 	    err, sizeof(err)) == -1)
 		fatalx("event=init error=%s", log_q(err));
@@ -240,6 +244,7 @@ workers_exit(void)
 			event_free(w->accept_ev[k]);
 		}
 		event_free(w->accept_pause);
+		kv_redis_free(w->kv);
 		dns_resolver_free(w->dns);
 		free(w->accept_ev);
 		free(w->linebuf);

@@ -1,7 +1,8 @@
 /*
  * lua_api.c - the globals a filter script sees besides the standard
- * libraries: verdict constructors, log, kv, sleep, time, args, sluice,
- * and dns (lua_api_dns.c). The whole API is documented in lua/README.md.
+ * libraries: verdict constructors, log, sleep, time, args, sluice, and
+ * dns (lua_api_dns.c) and kv (lua_api_kv.c). The whole API is documented
+ * in lua/README.md.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,7 +15,6 @@
 
 #include "envelope.h"
 #include "filter.h"
-#include "kvstore.h"
 #include "log.h"
 #include "loop.h"
 #include "lua_host.h"
@@ -145,52 +145,6 @@ static int l_log_info(lua_State *L) { return do_log(L, 1); }
 static int l_log_warn(lua_State *L) { return do_log(L, 2); }
 
 static int
-l_kv_get(lua_State *L)
-{
-	char *v = kv_get(luaL_checkstring(L, 1));
-
-	if (v == NULL)
-		lua_pushnil(L);
-	else
-		lua_pushstring(L, v);
-	free(v);
-	return 1;
-}
-
-static int
-l_kv_set(lua_State *L)
-{
-	const char *k = luaL_checkstring(L, 1), *v = luaL_checkstring(L, 2);
-	lua_Integer ttl = luaL_optinteger(L, 3, 0);
-
-	luaL_argcheck(L, ttl >= 0, 3, "ttl must be >= 0");
-	lua_pushboolean(L, kv_set(k, v, (unsigned)ttl) == 0);
-	return 1;
-}
-
-static int
-l_kv_incr(lua_State *L)
-{
-	const char *k = luaL_checkstring(L, 1);
-	lua_Integer by = luaL_optinteger(L, 2, 1), ttl = luaL_optinteger(L, 3, 0);
-	int ok;
-
-	luaL_argcheck(L, ttl >= 0, 3, "ttl must be >= 0");
-	long long v = kv_incr(k, by, (unsigned)ttl, &ok);
-	if (!ok)
-		return luaL_error(L, "kv.incr: the store refused %s", k);
-	lua_pushinteger(L, v);
-	return 1;
-}
-
-static int
-l_kv_del(lua_State *L)
-{
-	lua_pushboolean(L, kv_del(luaL_checkstring(L, 1)));
-	return 1;
-}
-
-static int
 l_time(lua_State *L)
 {
 	struct timespec ts;
@@ -303,10 +257,6 @@ lua_api_open(lua_State *L, const struct sluice_value *args)
 		{ "debug", l_log_debug }, { "info", l_log_info },
 		{ "warn", l_log_warn }, { NULL, NULL },
 	};
-	static const luaL_Reg kvf[] = {
-		{ "get", l_kv_get }, { "set", l_kv_set }, { "incr", l_kv_incr },
-		{ "del", l_kv_del }, { NULL, NULL },
-	};
 
 	luaL_newmetatable(L, VERDICT_MT);
 	lua_pop(L, 1);
@@ -315,8 +265,7 @@ lua_api_open(lua_State *L, const struct sluice_value *args)
 	lua_pop(L, 1);
 	luaL_newlib(L, logf);
 	lua_setglobal(L, "log");
-	luaL_newlib(L, kvf);
-	lua_setglobal(L, "kv");
+	lua_api_kv_open(L);
 	lua_register(L, "sleep", l_sleep);
 	lua_register(L, "time", l_time);
 	lua_api_dns_open(L);

@@ -22,6 +22,7 @@
 #include "conf.h"
 #include "conf_filter.h"
 #include "filter_plugin.h"
+#include "kv_redis.h"
 #include "log.h"
 #include "lua_host.h"
 #include "server.h"
@@ -233,6 +234,15 @@ lua_current_call(lua_State *L)
 	return ((struct lua_inst *)ud)->current;
 }
 
+struct worker *
+lua_current_worker(lua_State *L)
+{
+	void *ud;
+
+	lua_getallocf(L, &ud);
+	return ((struct lua_inst *)ud)->worker;
+}
+
 /*
  * call_end - release the ctx object of a call, and its coroutine: one
  * that finished normally is kept for the next call (a new thread per call
@@ -245,6 +255,7 @@ call_end(struct sluice_call *c, int reusable)
 	struct lua_inst *in = lc->inst;
 	lua_State *L = in->L;
 
+	free(lc->store_err);
 	lua_api_ctx_invalidate(L, lc->ctx_ref);
 	luaL_unref(L, LUA_REGISTRYINDEX, lc->ctx_ref);
 	if (reusable && lua_status(lc->co) == LUA_OK &&
@@ -261,7 +272,7 @@ static void
 resume(struct lua_call *lc, struct sluice_call *c, int nargs)
 {
 	struct lua_inst *in = lc->inst;
-	int nres = 0, st;
+	int nres = 0, st, store = 0;
 	char why[512];
 
 	in->current = c;
@@ -282,7 +293,10 @@ resume(struct lua_call *lc, struct sluice_call *c, int nargs)
 		snprintf(why, sizeof(why), "the hook yielded outside a host "
 		    "call (coroutine.yield at the top level)");
 	else if (st != LUA_OK) {
-		luaL_traceback(in->L, lc->co, lua_tostring(lc->co, -1), 0);
+		const char *e = lua_tostring(lc->co, -1);
+		store = lc->store_err != NULL && e != NULL &&
+		    strcmp(e, lc->store_err) == 0;
+		luaL_traceback(in->L, lc->co, e, 0);
 		snprintf(why, sizeof(why), "%s", lua_tostring(in->L, -1));
 		lua_pop(in->L, 1);
 	} else if (lua_api_verdict(lc->co, nres ? -nres : 0, &c->verdict)
@@ -297,7 +311,10 @@ resume(struct lua_call *lc, struct sluice_call *c, int nargs)
 	call_end(c, 0);
 	metrics_inc(in->budget_out || st == LUA_ERRMEM ?
 	    M_LUA_BUDGET : M_LUA_ERRORS, c->filter->name);
-	call_fail(c, why);
+	if (store && c->subj->worker->kv != NULL)
+		call_fail_with(c, kv_redis_on_error(c->subj->worker->kv), why);
+	else
+		call_fail(c, why);
 }
 
 static void
@@ -348,6 +365,13 @@ lua_abort(struct sluice_call *c)
 int
 lua_wait(lua_State *L, void (*cancel)(struct lua_call *), void *op)
 {
+	return lua_wait_k(L, cancel, op, NULL);
+}
+
+int
+lua_wait_k(lua_State *L, void (*cancel)(struct lua_call *), void *op,
+    lua_KFunction k)
+{
 	struct sluice_call *c = lua_current_call(L);
 	struct lua_call *lc = c ? c->data : NULL;
 
@@ -357,7 +381,7 @@ lua_wait(lua_State *L, void (*cancel)(struct lua_call *), void *op)
 	lc->waiting = 1;
 	lc->cancel = cancel;
 	lc->pending = op;
-	return lua_yield(L, 0);
+	return lua_yieldk(L, 0, 0, k);
 }
 
 void

@@ -64,6 +64,8 @@ struct lua_call {
 	void (*cancel)(struct lua_call *);	/* drops that work */
 	void *pending;			/* the async operation */
 	int ctx_ref;			/* the ctx userdata */
+	char *store_err;		/* the error a kv.* call raised when
+					   the Redis store failed */
 };
 
 /* lua_sandbox.c */
@@ -74,6 +76,8 @@ void	lua_sandbox_budget(lua_State *);
 void	lua_api_open(lua_State *, const struct sluice_value *args);
 /* lua_api_dns.c: the dns table */
 void	lua_api_dns_open(lua_State *);
+/* lua_api_kv.c: the kv table */
+void	lua_api_kv_open(lua_State *);
 /* lua_api_ctx.c: the ctx object of a call */
 void	lua_api_ctx_open(lua_State *);
 void	lua_api_ctx_push(lua_State *, struct sluice_call *);
@@ -85,6 +89,11 @@ int	lua_api_parts(lua_State *, struct sluice_call *);
 struct sluice_call *lua_current_call(lua_State *);
 /* lua_wait - from a C function: yield until lua_wake() */
 int	lua_wait(lua_State *, void (*cancel)(struct lua_call *), void *op);
+/* lua_wait_k - the same; k runs on the results when resumed */
+int	lua_wait_k(lua_State *, void (*cancel)(struct lua_call *), void *op,
+	    lua_KFunction k);
+/* lua_current_worker - the worker of the state (NULL: sluicectl replay) */
+struct worker *lua_current_worker(lua_State *);
 /* lua_wake - results already pushed on the coroutine: resume it */
 void	lua_wake(struct lua_call *, int nresults);
 

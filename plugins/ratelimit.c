@@ -17,7 +17,10 @@
  * (over: 450 4.7.1), messages at DATA / the first BDAT (over: 451 4.7.1).
  * Refused attempts count too. IPv6 clients are counted per /ipv6_prefix
  * (default 64). The null sender is never limited per sender.
- * Errors: a KV failure lets the event through (fail open) with a warning.
+ * Errors: a KV failure gets the action the host's fact "kv.on_error"
+ * names (kv.redis.on_error with the Redis store: tempfail by default);
+ * without one (the in-memory store), or when it is continue, the event
+ * goes through (fail open) with a warning.
  * Threads: the context is read-only after init, except the list of
  * suspended calls (only used when KV answers later), under a mutex.
  */
@@ -463,18 +466,45 @@ plan(struct rl_call *rc, enum sluice_stage stage, struct sluice_call *c)
 	return rc->n;
 }
 
+/* store_failure - the configured action when the store fails, if any */
+static int
+store_failure(struct rl_call *rc, enum sluice_verdict *v)
+{
+	static const char *const names[] = { "continue", "accept", "reject",
+	    "tempfail", "discard", "quarantine", "disconnect" };
+	const char *act = rc->rl->host->get(rc->call, "kv.on_error");
+
+	for (size_t i = 0; act != NULL && i < sizeof(names) / sizeof(*names);
+	    i++)
+		if (strcmp(act, names[i]) == 0) {
+			*v = (enum sluice_verdict)i;
+			return *v != SLUICE_CONTINUE;
+		}
+	return 0;
+}
+
 /* decide - the verdict once every count is known */
 static void
 decide(struct rl_call *rc)
 {
 	const struct sluice_host *h = rc->rl->host;
 	char text[512];
+	enum sluice_verdict v;
 
 	for (size_t i = 0; i < rc->n; i++) {
 		const struct rl_check *ch = &rc->checks[i];
 		const struct rl_kind_info *k = &kinds[ch->kind];
 		long long limit = rc->rl->limit[ch->kind];
 
+		if (!ch->ok && store_failure(rc, &v)) {
+			h->log(rc->call, SLUICE_LOG_WARN, "ratelimit: cannot "
+			    "count %s (key %s): store unavailable", k->arg,
+			    ch->key);
+			h->verdict(rc->call, v, 0, NULL, v == SLUICE_TEMPFAIL ?
+			    "Rate limit state unavailable, try again later" :
+			    "Rate limit state unavailable");
+			return;
+		}
 		if (!ch->ok) {
 			h->log(rc->call, SLUICE_LOG_WARN, "ratelimit: cannot "
 			    "count %s (key %s): not limited", k->arg, ch->key);

@@ -20,7 +20,9 @@
  * events on host->event_base()) and returns SLUICE_SUSPENDED; it then calls
  * host->resume() exactly once, from that loop, when it has decided. DNS
  * callbacks always run later, from the loop; KV callbacks may run before
- * kv_*() returns (the in-memory store answers at once). resume() may come
+ * kv_*() returns (the in-memory store answers at once; the Redis store,
+ * kv.backend: redis, answers later, with ok = 0 on an outage or a
+ * timeout). resume() may come
  * before the hook has returned SLUICE_SUSPENDED: that is fine. A call that
  * takes longer than the entry's `timeout:` is abandoned: cancel() is
  * called (no callback for it runs afterwards), and the entry's on_error
@@ -142,6 +144,8 @@ typedef void (*sluice_kv_cb)(struct sluice_call *, int ok,
  *   delivery.reason   "5.1.1 host ... said: ..." (our text)  bounced;
  *   delivery.remote   the server that answered               rcpt is the
  *   delivery.reply    its reply, "550 5.1.1 ..."             recipient)
+ *   kv.on_error       the verdict name configured for a failing KV
+ *                     store (kv.redis.on_error); NULL with the memory store
  *
  * The delivery stages run on the queue manager's loop, not a worker's:
  *   deliver    once per attempt, before routing. Verdicts: reject = every

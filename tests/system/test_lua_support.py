@@ -225,7 +225,8 @@ def wait_log(server, needle, timeout=5.0, count=1):
 # -- a self-check of the shipped filters --------------------------------------
 
 @pytest.mark.parametrize("name", ["attachments.lua", "spam.lua",
-                                  "recipients.lua", "noop.lua"])
+                                  "recipients.lua", "noop.lua",
+                                  "greylist.lua"])
 def test_shipped_filter_loads(tmp_path, name):
     rc, out = check_t(filter_path(name), tmp_path)
     assert rc == 0, out

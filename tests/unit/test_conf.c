@@ -1016,6 +1016,122 @@ test_missing_keys(void **state)
 	RUN_CASES(c);
 }
 
+/* ---- kv: the filters' store (memory or Redis) -------------------------- */
+
+static void
+test_msec(void **state)
+{
+	static const struct {
+		const char	*s;
+		unsigned	 v;
+	} good[] = {
+		{ "250ms", 250 }, { "0ms", 0 }, { "1s", 1000 }, { "2", 2000 },
+		{ "1m", 60000 }, { "1m30s", 90000 },
+	};
+	static const char *const bad[] = {
+		"", "ms", "-5ms", "1.5s", "10 ms", "5msx", "1sms", "4294967296ms",
+		"5000000s", "abc",
+	};
+	unsigned	 v;
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		v = 12345;
+		assert_int_equal(conf_parse_msec(good[i].s, &v), 0);
+		assert_int_equal(v, good[i].v);
+	}
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (conf_parse_msec(bad[i], &v) != -1)
+			fail_msg("accepted '%s'", bad[i]);
+	assert_int_equal(conf_parse_msec(NULL, &v), -1);
+}
+
+static void
+test_kv_good(void **state)
+{
+	struct config	*cf;
+
+	(void)state;
+	cf = load_ok(BASE);
+	assert_int_equal(cf->kv.backend, KV_BACKEND_MEMORY);
+	assert_int_equal(cf->kv.redis.port, 6379);
+	assert_int_equal(cf->kv.redis.timeout_ms, 1000);
+	assert_int_equal(cf->kv.redis.on_error, SLUICE_TEMPFAIL);
+	conf_free(cf);
+
+	cf = load_ok(BASE "kv: {backend: redis}\n");
+	assert_int_equal(cf->kv.backend, KV_BACKEND_REDIS);
+	assert_null(cf->kv.redis.address);	/* 127.0.0.1 */
+	assert_string_equal(cf->kv.redis.prefix, "sluice:");
+	conf_free(cf);
+
+	cf = load_ok(BASE "kv:\n"
+	    "  backend: redis\n"
+	    "  redis: {address: \"::1\", port: 6380, password: s3cret, db: 2,\n"
+	    "          prefix: \"\", timeout: 250ms, on_error: continue}\n");
+	assert_string_equal(cf->kv.redis.address, "::1");
+	assert_int_equal(cf->kv.redis.port, 6380);
+	assert_string_equal(cf->kv.redis.password, "s3cret");
+	assert_int_equal(cf->kv.redis.db, 2);
+	assert_string_equal(cf->kv.redis.prefix, "");
+	assert_int_equal(cf->kv.redis.timeout_ms, 250);
+	assert_int_equal(cf->kv.redis.on_error, SLUICE_CONTINUE);
+	assert_null(cf->kv.redis.unix_path);
+	conf_free(cf);
+
+	cf = load_ok(BASE "kv: {backend: redis, redis: {unix: var/redis.sock, "
+	    "timeout: 2s, on_error: reject}}\n");
+	assert_cwd_path(cf->kv.redis.unix_path, "var/redis.sock");
+	assert_int_equal(cf->kv.redis.timeout_ms, 2000);
+	assert_int_equal(cf->kv.redis.on_error, SLUICE_REJECT);
+	conf_free(cf);
+}
+
+static void
+test_kv_errors(void **state)
+{
+	static const struct err_case cases[] = {
+		{ BASE "kv: {backend: sql}\n",
+		    "3:15: invalid value 'sql' for 'kv.backend': expected one "
+		    "of memory, redis" },
+		{ BASE "kv: {cache: 1}\n", "3:6: unknown key 'cache' in 'kv'" },
+		{ BASE "kv: [redis]\n",
+		    "3:5: expected a mapping for 'kv', found a list" },
+		{ BASE "kv: {redis: {address: redis.example}}\n",
+		    "3:23: invalid value 'redis.example' for 'kv.redis.address': "
+		    "expected an IP address (a host name would need a blocking "
+		    "lookup)" },
+		{ BASE "kv: {redis: {port: 0}}\n",
+		    "3:20: invalid value '0' for 'kv.redis.port': expected an "
+		    "integer from 1 to 65535" },
+		{ BASE "kv: {redis: {timeout: 5ms}}\n",
+		    "3:23: duration '5ms' for 'kv.redis.timeout' is out of range: "
+		    "from 10ms to 60000ms" },
+		{ BASE "kv: {redis: {timeout: soon}}\n",
+		    "3:23: invalid duration 'soon' for 'kv.redis.timeout': "
+		    "expected milliseconds like 250ms or units like 1s, 2m" },
+		{ BASE "kv: {redis: {on_error: drop}}\n",
+		    "3:24: invalid value 'drop' for 'kv.redis.on_error': expected "
+		    "one of continue, accept, reject, tempfail, discard, "
+		    "quarantine" },
+		{ BASE "kv: {redis: {unix: /run/r.sock, address: 127.0.0.1}}\n",
+		    "3:13: 'kv.redis': give either 'address' and 'port' or "
+		    "'unix', not both" },
+		{ BASE "kv: {redis: {prefix: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+		    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"}}\n",
+		    "3:22: 'kv.redis.prefix' is longer than 64 characters" },
+		{ BASE "kv: {redis: {password: \"\"}}\n",
+		    "3:24: empty value for 'kv.redis.password'" },
+		{ BASE "kv: {redis: {db: 70000}}\n",
+		    "3:18: invalid value '70000' for 'kv.redis.db': expected an "
+		    "integer from 0 to 65535" },
+	};
+
+	(void)state;
+	RUN_CASES(cases);
+}
+
 static void
 test_tls_auth_metrics(void **state)
 {
@@ -2090,6 +2206,9 @@ main(void)
 		cmocka_unit_test(test_duplicates),
 		cmocka_unit_test(test_missing_keys),
 		cmocka_unit_test(test_tls_auth_metrics),
+		cmocka_unit_test(test_msec),
+		cmocka_unit_test(test_kv_good),
+		cmocka_unit_test(test_kv_errors),
 		cmocka_unit_test(test_relay_domains),
 		cmocka_unit_test(test_routes),
 		cmocka_unit_test(test_route_find),
