@@ -196,14 +196,22 @@ ifneq ($(SENDMAIL_LINK),)
 	ln -sf sluice-sendmail $(DESTDIR)$(SBINDIR)/sendmail
 endif
 
-# deps-* install missing Debian packages (as root, or through sudo).
+# deps-* install missing Debian packages (as root, or through sudo), with
+# a policy-rc.d that keeps their daemons (postfix, dovecot, opendkim,
+# redis-server) from starting: tests run their own instances.
 define install_missing
 	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing: $$missing"; \
 		SUDO=$$( [ $$(id -u) -eq 0 ] || echo sudo ); \
+		prc=/usr/sbin/policy-rc.d; made=; \
+		if [ ! -e $$prc ]; then \
+			printf '#!/bin/sh\nexit 101\n' | $$SUDO tee $$prc >/dev/null && \
+			$$SUDO chmod 755 $$prc && made=1; \
+		fi; \
 		$$SUDO apt-get update -q && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $$missing; \
+		rc=$$?; [ -z "$$made" ] || $$SUDO rm -f $$prc; exit $$rc; \
 	fi
 endef
 
