@@ -112,6 +112,12 @@ conf_check_listener_tls(struct conf_loader *ld, const struct ynode *item,
 		return conf_error(ld, at, "listener '%s' has role submissions: "
 		    "it needs tls: {mode: implicit, cert: ..., key: ...}",
 		    l->name);
+	if (l->tls.mode == TLS_MODE_NONE && l->auth == AUTH_MODE_REQUIRED)
+		return conf_error(ld, item, "listener '%s': auth: required%s "
+		    "needs TLS (AUTH is only offered under TLS): give it tls: "
+		    "{mode: required, cert: ..., key: ...}, or auth: none",
+		    l->name, l->auth_set ? "" : " (the default of role "
+		    "submission)");
 	if (l->tls.mode == TLS_MODE_NONE) {
 		if (l->tls.cert != NULL || l->tls.key != NULL)
 			return conf_error(ld, at, "listener '%s': tls.cert and "

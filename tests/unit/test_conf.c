@@ -423,7 +423,8 @@ test_full_config(void **state)
 	    "workers: 4\n"
 	    "listeners:\n"
 	    "  - {name: mx, address: 127.0.0.1, port: 25, role: mx}\n"
-	    "  - {name: sub, address: \"::1\", port: 587, role: submission}\n"
+	    "  - {name: sub, address: \"::1\", port: 587, role: submission,\n"
+	    "     auth: none}\n"
 	    "  - name: subs\n"
 	    "    address: 0.0.0.0\n"
 	    "    port: 465\n"
@@ -477,7 +478,7 @@ test_full_config(void **state)
 	assert_int_equal(cf->listeners[2].role, ROLE_SUBMISSIONS);
 	assert_int_equal(cf->listeners[0].tls.mode, TLS_MODE_NONE);
 	assert_int_equal(cf->listeners[0].auth, AUTH_MODE_NONE);
-	assert_int_equal(cf->listeners[1].auth, AUTH_MODE_REQUIRED);
+	assert_int_equal(cf->listeners[1].auth, AUTH_MODE_NONE);
 	assert_int_equal(cf->listeners[2].tls.mode, TLS_MODE_IMPLICIT);
 	assert_string_equal(cf->listeners[2].tls.cert, upath);
 	assert_string_equal(cf->listeners[2].tls.key, upath);
@@ -1155,6 +1156,12 @@ test_tls_auth_metrics(void **state)
 		    "tls.mode other than none" },
 		{ "listeners: [{name: mx, address: 127.0.0.1, port: 2525, "
 		    "tls: {ciphers: ALL}}]\n", "1:62: unknown key 'ciphers' in 'tls'" },
+		{ "listeners: [{name: s, address: 127.0.0.1, port: 587, "
+		    "role: submission}]\n",
+		    "1:13: listener 's': auth: required (the default of role "
+		    "submission) needs TLS (AUTH is only offered under TLS): "
+		    "give it tls: {mode: required, cert: ..., key: ...}, or "
+		    "auth: none" },
 		{ "listeners: [{name: s, address: 127.0.0.1, port: 465, "
 		    "role: submissions}]\n",
 		    "1:13: listener 's' has role submissions: it needs tls: "
