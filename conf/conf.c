@@ -607,6 +607,7 @@ conf_free(struct config *cf)
 	conf_routes_free(cf);
 	conf_delivery_free(cf);
 	free(cf->log.facility);
+	free(cf->log.file);
 	free(cf->metrics.address);
 	free(cf);
 }
