@@ -423,6 +423,47 @@ dest_conn_gone(struct dest *d, struct smtpc *c, int never_ready,
 	maybe_free(d);
 }
 
+static unsigned
+load(const struct dest *d)
+{
+	return d->nconns + d->njobs;
+}
+
+size_t
+dest_busiest(struct dest_stat *out, size_t max)
+{
+	const struct dest *top[DEST_BUSIEST_MAX];
+	size_t n = 0, k;
+
+	if (max > DEST_BUSIEST_MAX)
+		max = DEST_BUSIEST_MAX;
+	for (unsigned b = 0; b < DEST_BUCKETS && max > 0; b++)
+		for (const struct dest *d = D.hash[b]; d; d = d->hnext) {
+			if (load(d) == 0 || (n == max &&
+			    load(d) <= load(top[n - 1])))
+				continue;
+			if (n < max)
+				n++;
+			for (k = n - 1; k > 0 && load(top[k - 1]) < load(d);
+			    k--)
+				top[k] = top[k - 1];
+			top[k] = d;
+		}
+	for (k = 0; k < n; k++) {
+		out[k].name = xstrdup(top[k]->key);
+		out[k].conns = top[k]->nconns;
+		out[k].jobs = top[k]->njobs;
+	}
+	return n;
+}
+
+void
+dest_stats_free(struct dest_stat *s, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		free(s[k].name);
+}
+
 void
 dest_shutdown(void)
 {
