@@ -112,8 +112,8 @@ parse_line(char *p, struct expo_sample *s, const char **why)
 		*why = "expected a space before the value";
 		return -1;
 	}
-	*end = '\0';
-	s->value = strtod(p, &q);
+	*end = '\0';			/* maybe p itself: value after it */
+	s->value = strtod(++p, &q);
 	if (q == p) {
 		*why = "expected a value";
 		return -1;
