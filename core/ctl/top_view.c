@@ -190,7 +190,7 @@ filters(FILE *out, const struct top_frame *f, unsigned room)
 		filter_row(f, names[i], &rows[i]);
 	qsort(rows, n, sizeof(rows[0]), slower_first);
 	for (size_t i = 0; i < n && (room == 0 || used < room); i++, used++)
-		fprintf(out, "%-*.*s %8.2f %8.1f %8.1f %7.0f  %s\n",
+		fprintf(out, "%-*.*s %8.2f %8.2f %8.2f %7.0f  %s\n",
 		    NAME_W - 10, NAME_W - 10, rows[i].name, rows[i].calls,
 		    rows[i].mean < 0 ? 0 : rows[i].mean * 1000,
 		    rows[i].p95 < 0 ? 0 : rows[i].p95 * 1000, rows[i].errors,

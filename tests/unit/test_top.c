@@ -229,9 +229,9 @@ test_frame(void **state)
 	assert_non_null(slow);
 	assert_non_null(fast);
 	assert_true(slow < fast);
-	assert_non_null(strstr(slow, "2.00    500.0"));
+	assert_non_null(strstr(slow, "2.00   500.00"));
 	assert_non_null(strstr(slow, "interval"));
-	assert_non_null(strstr(fast, "0.00      1.0"));
+	assert_non_null(strstr(fast, "0.00     1.00"));
 	assert_non_null(strstr(fast, "all"));
 	free(t);
 	/* a short screen keeps the summary and cuts the lists */
