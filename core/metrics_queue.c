@@ -103,18 +103,24 @@ put_dest(struct evbuffer *out, const char *metric, const char *name,
 static void
 render_dests(struct evbuffer *out, const struct metrics_snapshot *snap)
 {
-	evbuffer_add_printf(out, "# HELP sluice_destination_connections "
-	    "open connections of the busiest next hops\n"
-	    "# TYPE sluice_destination_connections gauge\n");
-	for (size_t i = 0; i < snap->ndests; i++)
-		put_dest(out, "sluice_destination_connections",
-		    snap->dests[i].name, snap->dests[i].conns);
-	evbuffer_add_printf(out, "# HELP sluice_destination_queued "
-	    "jobs waiting for a connection, busiest next hops\n"
-	    "# TYPE sluice_destination_queued gauge\n");
-	for (size_t i = 0; i < snap->ndests; i++)
-		put_dest(out, "sluice_destination_queued",
-		    snap->dests[i].name, snap->dests[i].jobs);
+	static const struct {
+		const char *name, *help;
+		int jobs;			/* else connections */
+	} fams[] = {
+		{ "sluice_destination_connections",
+		    "open connections of the busiest next hops", 0 },
+		{ "sluice_destination_queued",
+		    "jobs waiting for a connection, busiest next hops", 1 },
+	};
+
+	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n",
+		    fams[f].name, fams[f].help, fams[f].name);
+		for (size_t i = 0; i < snap->ndests; i++)
+			put_dest(out, fams[f].name, snap->dests[i].name,
+			    fams[f].jobs ? snap->dests[i].jobs :
+			    snap->dests[i].conns);
+	}
 }
 
 void
