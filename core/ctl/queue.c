@@ -6,14 +6,10 @@
  * Exit status: 0 done, 1 refused by the server (no such message, ...),
  * 2 usage error or no server to talk to.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "conf.h"
 #include "ctl.h"
