@@ -88,6 +88,7 @@ $(BUILD)/sluice-sendmail: $(SM_MAIN) $(SM_OBJ) $(LIB_OBJ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/test_sendmail: $(SM_OBJ)
+$(BUILD)/tests/test_top: $(BUILD)/core/ctl/expo.o $(BUILD)/core/ctl/top_view.o
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -632,6 +632,7 @@ conf_free(struct config *cf)
 	conf_delivery_free(cf);
 	conf_kv_free(cf);
 	free(cf->log.facility);
+	free(cf->log.file);
 	free(cf->metrics.address);
 	free(cf);
 }

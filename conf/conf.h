@@ -173,6 +173,7 @@ struct conf_bounce {
 enum log_target {
 	LOG_TARGET_STDERR,
 	LOG_TARGET_SYSLOG,
+	LOG_TARGET_FILE,
 };
 
 struct conf_dns_server {	/* one name server: address and port */
@@ -214,6 +215,7 @@ struct conf_log {
 	enum log_target target;
 	int debug;			/* level: debug */
 	char *facility;			/* syslog facility name, default "mail" */
+	char *file;			/* target file: its path (absolute) */
 };
 
 struct conf_metrics {			/* metrics: {address, port} */

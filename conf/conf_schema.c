@@ -154,8 +154,10 @@ static const struct conf_key dns_keys[] = {
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
 
+#define LOGK(f)	offsetof(struct conf_log, f)
 static const struct conf_key log_keys[] = {
 	{ "target",	set_log_target,	0,		0, 0,	  NULL },
+	{ "file",	conf_set_path,	LOGK(file),	0, 0,	  NULL },
 	{ "level",	set_log_level,	0,		0, 0,	  NULL },
 	{ "facility",	set_facility,	0,		0, 0,	  NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
@@ -574,14 +576,17 @@ static int
 set_log_target(struct conf_loader *ld, const struct conf_key *k,
     const struct ynode *key, const struct ynode *val, void *obj)
 {
-	static const char *const	 words[] = { "stderr", "syslog", NULL };
+	static const char *const	 words[] = { "stderr", "syslog", "file",
+	    NULL };
+	static const enum log_target	 targets[] = { LOG_TARGET_STDERR,
+	    LOG_TARGET_SYSLOG, LOG_TARGET_FILE };
 	struct conf_log			*log = obj;
 	size_t				 i;
 
 	(void)key;
 	if (conf_word(ld, k, val, words, &i) == -1)
 		return -1;
-	log->target = i == 0 ? LOG_TARGET_STDERR : LOG_TARGET_SYSLOG;
+	log->target = targets[i];
 	return 0;
 }
 
@@ -726,6 +731,9 @@ conf_schema_finish(struct conf_loader *ld)
 		    "'domains.local' needs at least one domain");
 	if (conf_routes_finish(ld) == -1)
 		return -1;
+	if (ld->cf->log.target == LOG_TARGET_FILE && ld->cf->log.file == NULL)
+		return conf_error(ld, conf_yaml_get(ld->root, "log"),
+		    "log: target file needs 'file: PATH'");
 	if (ld->cf->metrics.address != NULL && ld->cf->metrics.port == 0)
 		return conf_error(ld, conf_yaml_get(ld->root, "metrics"),
 		    "metrics: has an address but no port");

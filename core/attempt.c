@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "attempt_int.h"
+#include "delays.h"
 #include "dest.h"
 #include "iopool.h"
 #include "local.h"
@@ -54,15 +55,29 @@ status_word(enum deliver_result r)
 	    "bounced";
 }
 
+/*
+ * log_result - the recipient's event=delivery line, in Postfix's shape:
+ * delay= and delays=a/b/c/d (delays.h), dsn=, status=sent|deferred|
+ * bounced, reply= the remote server's reply when one decided it, text=
+ * what happened in our words
+ */
 static void
 log_result(const struct attempt *a, size_t i, const char *relay,
     const struct djob *job, const char *transport)
 {
 	const struct rcpt_result *r = &a->res[i];
-	char to[ADDR_PATH_MAX + 3], dsn[16], tls[100] = "";
+	char to[ADDR_PATH_MAX + 3], dsn[16], tls[100] = "", delays[64];
 	uint64_t now = now_usec();
 	size_t n = strcspn(r->text, " ");
+	struct delay_marks dm = { .arrival = a->m.env.arrival,
+	    .picked = a->started_us, .done = now };
 
+	if (job != NULL) {
+		dm.setup_start = job->setup_start;
+		dm.setup_end = job->setup_end;
+		dm.xmit = job->xmit_start;
+	}
+	delays_format(&dm, delays, sizeof(delays));
 	snprintf(to, sizeof(to), "<%s>", a->m.env.rcpts[i].addr);
 	snprintf(dsn, sizeof(dsn), "%.*s", (int)(n < 15 ? n : 15), r->text);
 	if (job != NULL && job->tls[0] != '\0')
@@ -71,11 +86,12 @@ log_result(const struct attempt *a, size_t i, const char *relay,
 	metrics_inc(M_DELIVERIES, transport, status_word(r->result));
 	metrics_observe(M_DELIVERY_SECONDS, (double)(now - a->started_us) /
 	    1e6, transport);
-	log_info("qid=%s event=delivery to=%s relay=%s delay=%.2f "
-	    "attempt_ms=%llu dsn=%s status=%s%s text=%s", a->id, log_q(to),
-	    log_q(relay), (double)(now - a->m.env.arrival) / 1e6,
+	log_info("qid=%s event=delivery to=%s relay=%s delay=%.2f delays=%s "
+	    "attempt_ms=%llu dsn=%s status=%s%s%s%s text=%s", a->id, log_q(to),
+	    log_q(relay), (double)(now - a->m.env.arrival) / 1e6, delays,
 	    (unsigned long long)((now - a->started_us) / 1000), dsn,
-	    status_word(r->result), tls,
+	    status_word(r->result), r->diag ? " reply=" : "",
+	    r->diag ? log_q(r->diag) : "", tls,
 	    log_q(r->text[n] ? r->text + n + 1 : r->text));
 }
 
@@ -101,7 +117,10 @@ job_done(struct djob *job)
 static void
 local_work(void *arg)
 {
-	local_deliver(arg);
+	struct djob *job = arg;
+
+	job->xmit_start = now_usec();
+	local_deliver(job);
 }
 
 static void

@@ -4,7 +4,10 @@
  * One request per connection, at most CONTROL_CLIENTS at once, a request
  * line of at most CONTROL_LINE_MAX bytes within CONTROL_TIMEOUT seconds.
  * Queue changes call the queue manager directly; list and show read the
- * spool on the delivery iopool and answer when that is done.
+ * spool on the delivery iopool and answer when that is done. metrics takes
+ * the queue manager's snapshot here, on its loop, and renders the
+ * exposition on the iopool too (metrics_render_queue() would wait for this
+ * very loop). metrics is not logged: sluicectl top asks every second.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +26,7 @@
 #include "control.h"
 #include "iopool.h"
 #include "log.h"
+#include "metrics.h"
 #include "qid.h"
 #include "qmgr.h"
 #include "server.h"
@@ -44,6 +48,7 @@ struct client {
 	char state[16];
 	char **active;
 	size_t nactive;
+	struct metrics_snapshot *snap;	/* metrics */
 	int status;
 };
 
@@ -72,6 +77,9 @@ client_free(struct client *c)
 	for (size_t i = 0; i < c->nactive; i++)
 		free(c->active[i]);
 	free(c->active);
+	if (c->snap != NULL)
+		metrics_snapshot_clear(c->snap);
+	free(c->snap);
 	free(c);
 	ctl.clients--;
 }
@@ -112,7 +120,10 @@ read_work(void *arg)
 	struct client *c = arg;
 
 	c->answer = evbuffer_new();
-	if (strcmp(c->cmd, "list") == 0)
+	if (strcmp(c->cmd, "metrics") == 0) {
+		metrics_render_families(c->answer);
+		metrics_render_snapshot(c->answer, c->snap);
+	} else if (strcmp(c->cmd, "list") == 0)
 		control_list(c->answer, c->active, c->nactive);
 	else
 		c->status = control_show(c->answer, c->id,
@@ -159,9 +170,17 @@ run(struct client *c, char *line)
 		say(c, "error not a queue ID");
 		return;
 	}
+	strlcpy_s(c->cmd, line, sizeof(c->cmd));
+	if (strcmp(line, "metrics") == 0 && arg == NULL) {
+		c->snap = xcalloc(1, sizeof(*c->snap));
+		metrics_snapshot_take(c->snap);
+		c->busy = 1;
+		iopool_submit(server.delivery_pool, read_work, server.qmgr,
+		    read_done, c);
+		return;
+	}
 	log_info("event=control command=%s id=%s", log_q(line),
 	    arg ? arg : "-");
-	strlcpy_s(c->cmd, line, sizeof(c->cmd));
 	if (strcmp(line, "list") == 0 && arg == NULL) {
 		c->nactive = qmgr_active_ids(&c->active);
 		c->busy = 1;

@@ -12,6 +12,8 @@
  *                        line per recipient, "header ..." lines
  *   flush [ID]           try now (every message, or one)
  *   hold ID | release ID | delete ID | bounce ID
+ *   metrics              the metrics exposition (metrics.h), as served
+ *                        over HTTP: the data lines are its text lines
  *
  * Data lines are "kind key=value ..." with values %-encoded as in queue
  * files (envelope.h): no value ever holds a space or a control byte.

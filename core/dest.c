@@ -45,6 +45,8 @@ struct dest {
 	uint64_t addrs_until;		/* mono_msec() */
 	struct mx_lookup *lookup;
 	int waiting;			/* in the global slot FIFO */
+	uint64_t setup_since;		/* now_usec(): a lookup or connection
+					   began and none got ready since */
 	TAILQ_ENTRY(dest) wait_link;
 	struct dest *hnext;
 };
@@ -209,10 +211,13 @@ fail_jobs(struct dest *d, enum deliver_result kind, const char *why)
 	while ((job = TAILQ_FIRST(&list)) != NULL) {
 		TAILQ_REMOVE(&list, job, link);
 		snprintf(job->relay, sizeof(job->relay), "%s", d->key);
+		job->setup_start = d->setup_since;
+		job->setup_end = now_usec();
 		for (size_t i = 0; i < job->nrcpts; i++)
 			rcpt_result_set(&job->res[i], kind, "%s", why);
 		job->done(job);
 	}
+	d->setup_since = 0;
 }
 
 static struct djob *
@@ -245,6 +250,15 @@ on_resolved(enum mx_status st, struct mx_addrs *a, const char *why,
 	kick(d);
 }
 
+/* setup_begins - for the delays= of jobs that fail before any
+   connection gets ready (fail_jobs) */
+static void
+setup_begins(struct dest *d)
+{
+	if (d->setup_since == 0)
+		d->setup_since = now_usec();
+}
+
 /* addresses_known - 1 when usable now; else a lookup runs (or starts) */
 static int
 addresses_known(struct dest *d)
@@ -260,6 +274,7 @@ addresses_known(struct dest *d)
 		d->addrs_until = UINT64_MAX;
 		return 1;
 	}
+	setup_begins(d);
 	d->lookup = mx_resolve(D.dns, &d->spec, d->spec.host, on_resolved, d);
 	return 0;
 }
@@ -271,6 +286,7 @@ open_conn(struct dest *d)
 	/* equal MX preferences share the load: a new order per connection */
 	struct mx_addrs *order = mx_shuffled(d->addrs, mx_random_below);
 
+	setup_begins(d);
 	dc->c = smtpc_new(D.base, d, order, d->spec.kind == ROUTE_LMTP);
 	mx_addrs_unref(order);
 	TAILQ_INSERT_TAIL(&d->conns, dc, link);
@@ -364,6 +380,7 @@ dest_conn_ready(struct dest *d, struct smtpc *c)
 	if (!dc->ready) {
 		dc->ready = 1;
 		d->nstarting--;
+		d->setup_since = 0;
 	}
 	if (smtpc_transactions(c) >= cf->messages_per_connection) {
 		smtpc_close(c);
@@ -404,6 +421,47 @@ dest_conn_gone(struct dest *d, struct smtpc *c, int never_ready,
 	kick(d);
 	wake_waiters();
 	maybe_free(d);
+}
+
+static unsigned
+load(const struct dest *d)
+{
+	return d->nconns + d->njobs;
+}
+
+size_t
+dest_busiest(struct dest_stat *out, size_t max)
+{
+	const struct dest *top[DEST_BUSIEST_MAX];
+	size_t n = 0, k;
+
+	if (max > DEST_BUSIEST_MAX)
+		max = DEST_BUSIEST_MAX;
+	for (unsigned b = 0; b < DEST_BUCKETS && max > 0; b++)
+		for (const struct dest *d = D.hash[b]; d; d = d->hnext) {
+			if (load(d) == 0 || (n == max &&
+			    load(d) <= load(top[n - 1])))
+				continue;
+			if (n < max)
+				n++;
+			for (k = n - 1; k > 0 && load(top[k - 1]) < load(d);
+			    k--)
+				top[k] = top[k - 1];
+			top[k] = d;
+		}
+	for (k = 0; k < n; k++) {
+		out[k].name = xstrdup(top[k]->key);
+		out[k].conns = top[k]->nconns;
+		out[k].jobs = top[k]->njobs;
+	}
+	return n;
+}
+
+void
+dest_stats_free(struct dest_stat *s, size_t n)
+{
+	for (size_t k = 0; k < n; k++)
+		free(s[k].name);
 }
 
 void

@@ -31,6 +31,16 @@ void	dest_submit(const struct route_spec *, const char *rcpt_domain,
 void	dest_shutdown(void);
 unsigned dest_connections(void);	/* open now, all next hops */
 
+/* dest_busiest - the next hops with the most connections plus queued
+   jobs, most first, at most max; names are malloc'ed (dest_stats_free) */
+struct dest_stat {
+	char *name;			/* "smtp:[192.0.2.1]:25", ... */
+	unsigned conns, jobs;		/* open connections; jobs waiting */
+};
+#define DEST_BUSIEST_MAX	64
+size_t	dest_busiest(struct dest_stat *, size_t max);
+void	dest_stats_free(struct dest_stat *, size_t n);
+
 /* for connections (smtpc.c) */
 void	dest_conn_ready(struct dest *, struct smtpc *);	/* wants a job */
 /* dest_conn_gone - closed; if it never got ready, why (the result kind

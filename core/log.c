@@ -1,7 +1,8 @@
 /*
- * log.c - key=value event log to stderr or syslog (see log.h).
+ * log.c - key=value event log to stderr, a file or syslog (see log.h).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,8 @@
 static enum log_sink sink = LOG_SINK_STDERR;
 static int debug_on;
 static int pid;
+static int log_fd = STDERR_FILENO;	/* stderr, or the log file */
+static char *log_path;			/* the log file's */
 
 static const struct {
 	const char *name;
@@ -31,12 +34,31 @@ static const struct {
 	{ "local6", LOG_LOCAL6 }, { "local7", LOG_LOCAL7 },
 };
 
-int
-log_init(enum log_sink s, const char *facility, int debug)
+static int
+open_file(const char *path)
 {
-	sink = s;
+	return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC |
+	    O_NOCTTY, 0640);
+}
+
+int
+log_init(enum log_sink s, const char *arg, int debug)
+{
+	const char *facility = arg;
+	int fd;
+
 	debug_on = debug;
 	pid = (int)getpid();
+	if (s == LOG_SINK_FILE) {
+		if (arg == NULL || (fd = open_file(arg)) == -1)
+			return -1;
+		if ((log_path = strdup(arg)) == NULL) {
+			close(fd);
+			return -1;
+		}
+		log_fd = fd;
+	}
+	sink = s;
 	if (s != LOG_SINK_SYSLOG)
 		return 0;
 	for (size_t i = 0; i < sizeof(facilities) / sizeof(facilities[0]); i++)
@@ -46,6 +68,22 @@ log_init(enum log_sink s, const char *facility, int debug)
 			return 0;
 		}
 	return -1;
+}
+
+int
+log_reopen(void)
+{
+	int fd, rv = 0;
+
+	if (sink != LOG_SINK_FILE)
+		return 0;
+	if ((fd = open_file(log_path)) == -1)
+		return -1;
+	/* atomic for concurrent writers; keeps close-on-exec */
+	if (dup3(fd, log_fd, O_CLOEXEC) == -1)
+		rv = -1;
+	close(fd);
+	return rv;
 }
 
 int
@@ -103,7 +141,7 @@ vlog(int prio, const char *level, const char *err, const char *fmt,
 	struct timespec ts;
 	struct tm tm;
 
-	if (sink == LOG_SINK_STDERR) {
+	if (sink != LOG_SINK_SYSLOG) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
 		n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
@@ -123,7 +161,7 @@ vlog(int prio, const char *level, const char *err, const char *fmt,
 	if (n >= sizeof(line) - 1)
 		n = sizeof(line) - 2;
 	line[n++] = '\n';
-	(void)!write(STDERR_FILENO, line, n);
+	(void)!write(log_fd, line, n);
 }
 
 #define LOGFN(name, prio, level, witherr)			\

@@ -1,5 +1,5 @@
 /*
- * log.h - one line per event, key=value, to stderr or syslog
+ * log.h - one line per event, key=value, to stderr, a file or syslog
  *
  * Lines look like
  *   2026-11-28T12:57:23.123456Z sluiced[812]: info: qid=0kq3x5v1b2c0a7 event=queued ...
@@ -11,16 +11,24 @@
  * and log_warnx for trouble that is answered and survived; fatal/fatalx for
  * startup problems (exit 1). A broken invariant is a bug: use abort().
  * Thread-safe: each line is formatted into one buffer and written with one
- * write(2).
+ * write(2); a log file is opened O_APPEND, so lines never interleave and
+ * another writer (or a rotation by copy) cannot make them overlap.
+ * log_reopen() (SIGUSR1) opens the file's path again and swaps it in with
+ * dup2(), so a line is written either to the old file or to the new one.
  */
 #ifndef SLUICE_LOG_H
 #define SLUICE_LOG_H
 
 #define LOG_PRINTF(a, b)	__attribute__((format(printf, a, b)))
 
-enum log_sink { LOG_SINK_STDERR, LOG_SINK_SYSLOG };
+enum log_sink { LOG_SINK_STDERR, LOG_SINK_SYSLOG, LOG_SINK_FILE };
 
-int	log_init(enum log_sink, const char *facility, int debug);
+/* log_init - where lines go; arg: the syslog facility (SYSLOG) or the
+   file's path (FILE); -1 (errno set for a file) and stderr stays */
+int	log_init(enum log_sink, const char *arg, int debug);
+/* log_reopen - the log file again by its path (after a rotation); 0 when
+   there is no file; -1 (errno set) and the old file stays */
+int	log_reopen(void);
 int	log_debug_enabled(void);
 const char *log_q(const char *value);
 

@@ -15,7 +15,8 @@
  * configuration and the filters (reload.c). Under systemd (Type=notify)
  * READY=1 is sent once the listeners are bound, the queue recovered and
  * the workers run; RELOADING=1 and READY=1 frame a reload, STOPPING=1
- * starts the shutdown (sd_notify.c).
+ * starts the shutdown (sd_notify.c). SIGUSR1 opens the log file again
+ * (log.target: file) after logrotate moved it away.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -149,6 +150,23 @@ reload_notify(void)
 	    "READY=1\nSTATUS=accepting mail; last reload refused (see log)");
 }
 
+/* reopen_log - SIGUSR1: the log file by its path again (a rotation) */
+static void
+reopen_log(void)
+{
+	if (server.conf->log.target != LOG_TARGET_FILE) {
+		log_info("event=signal signal=USR1 action=none "
+		    "reason=\"no log file\"");
+		return;
+	}
+	if (log_reopen() == -1)
+		log_warn("event=log-reopen file=%s status=failed "
+		    "reason=\"the old file stays\"", log_q(server.conf->log.file));
+	else
+		log_info("event=log-reopen file=%s status=ok",
+		    log_q(server.conf->log.file));
+}
+
 static void
 wait_for_signals(void)
 {
@@ -159,6 +177,7 @@ wait_for_signals(void)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
@@ -166,8 +185,32 @@ wait_for_signals(void)
 			reload_notify();
 			continue;
 		}
+		if (sig == SIGUSR1) {
+			reopen_log();
+			continue;
+		}
 		log_info("event=signal signal=%s", sig == SIGTERM ? "TERM" : "INT");
 		return;
+	}
+}
+
+static void
+init_log(int debug)
+{
+	const struct conf_log *l = &server.conf->log;
+
+	switch (l->target) {
+	case LOG_TARGET_FILE:
+		if (log_init(LOG_SINK_FILE, l->file, debug) == -1)
+			fatal("event=init error=\"cannot open the log file\" "
+			    "file=%s", log_q(l->file));
+		break;
+	case LOG_TARGET_SYSLOG:
+		if (log_init(LOG_SINK_SYSLOG, l->facility, debug) == -1)
+			fatalx("event=init error=\"bad syslog facility\"");
+		break;
+	default:
+		log_init(LOG_SINK_STDERR, NULL, debug);
 	}
 }
 
@@ -233,16 +276,14 @@ main(int argc, char *argv[])
 		conf_free(server.conf);
 		return 0;
 	}
-	if (log_init(server.conf->log.target == LOG_TARGET_SYSLOG ?
-	    LOG_SINK_SYSLOG : LOG_SINK_STDERR, server.conf->log.facility,
-	    debug || server.conf->log.debug) == -1)
-		fatalx("event=init error=\"bad syslog facility\"");
+	init_log(debug || server.conf->log.debug);
 	sd_notify_init();
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);	/* inherited by threads */
 	loop_global_init();
 	if (dns_global_init() == -1)

@@ -218,7 +218,20 @@ metrics_refusal(const char *stage, const char *reason, const char *reply)
 		metrics_inc(M_MESSAGES_TEMPFAILED, stage, reason);
 }
 
-/* label values are escaped as the text format wants: \\ \" \n */
+/* metrics_escape - a label value as the text format wants: \\ \" \n */
+void
+metrics_escape(struct evbuffer *out, const char *v)
+{
+	for (const char *p = v; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			evbuffer_add_printf(out, "\\%c", *p);
+		else if (*p == '\n')
+			evbuffer_add(out, "\\n", 2);
+		else
+			evbuffer_add(out, p, 1);
+	}
+}
+
 static void
 put_labels(struct evbuffer *out, const struct family_def *d,
     const struct series *s, const char *le)
@@ -228,14 +241,7 @@ put_labels(struct evbuffer *out, const struct family_def *d,
 	evbuffer_add(out, "{", 1);
 	for (unsigned k = 0; k < d->nlabels; k++) {
 		evbuffer_add_printf(out, "%s%s=\"", k ? "," : "", d->labels[k]);
-		for (const char *p = s->values[k]; *p; p++) {
-			if (*p == '\\' || *p == '"')
-				evbuffer_add_printf(out, "\\%c", *p);
-			else if (*p == '\n')
-				evbuffer_add(out, "\\n", 2);
-			else
-				evbuffer_add(out, p, 1);
-		}
+		metrics_escape(out, s->values[k]);
 		evbuffer_add(out, "\"", 1);
 	}
 	if (le != NULL)
@@ -272,6 +278,13 @@ render_histogram(struct evbuffer *out, const struct family_def *d,
 void
 metrics_render(struct evbuffer *out)
 {
+	metrics_render_families(out);
+	metrics_render_queue(out);
+}
+
+void
+metrics_render_families(struct evbuffer *out)
+{
 	static const char *const types[] = { "counter", "gauge", "histogram" };
 
 	for (size_t i = 0; i < M_NMETRICS; i++) {
@@ -293,5 +306,4 @@ metrics_render(struct evbuffer *out)
 			}
 		pthread_mutex_unlock(&f->mu);
 	}
-	metrics_render_queue(out);
 }

@@ -17,6 +17,9 @@
 
 #include <stdint.h>
 
+#include "dest.h"
+#include "qmgr.h"
+
 struct evbuffer;
 
 enum metric {
@@ -47,10 +50,31 @@ void	metrics_observe(enum metric, double v, ...);
    tempfailed (4xx) at stage, for reason */
 void	metrics_refusal(const char *stage, const char *reason,
 	    const char *reply);
-/* the whole exposition, families in table order */
+/* the whole exposition, families in table order, then the queue's
+   (metrics_render_queue); not on the queue manager's loop */
 void	metrics_render(struct evbuffer *);
+/* metrics_escape - append a label value, escaped (\\, \", \n) */
+void	metrics_escape(struct evbuffer *, const char *);
+/* the families of the table only (counters, gauges, histograms) */
+void	metrics_render_families(struct evbuffer *);
 
-/* metrics_queue.c: the queue gauges, appended by metrics_render() */
+/*
+ * metrics_queue.c: gauges owned by the queue manager's loop (messages by
+ * state, the busiest next hops), taken there as a snapshot, rendered
+ * anywhere (hold/ and quarantine/ are counted while rendering: blocking)
+ */
+#define METRICS_DESTINATIONS	20	/* next hops rendered, busiest first */
+struct metrics_snapshot {
+	struct qmgr_census q;
+	struct dest_stat dests[METRICS_DESTINATIONS];
+	size_t ndests;
+};
+/* metrics_snapshot_take - on the queue manager's loop */
+void	metrics_snapshot_take(struct metrics_snapshot *);
+void	metrics_snapshot_clear(struct metrics_snapshot *);
+void	metrics_render_snapshot(struct evbuffer *,
+	    const struct metrics_snapshot *);
+/* metrics_render_queue - snapshot (waits for the loop), then render it */
 void	metrics_render_queue(struct evbuffer *);
 
 #endif

@@ -1,10 +1,13 @@
 /*
- * metrics_queue.c - the queue gauges of the metrics exposition: messages
- * by state (active, deferred: counted by the queue manager on its own
- * loop; hold, quarantine: the files of those spool directories) and the
- * age of the oldest in each, from its queue ID.
- * Runs on the metrics thread, which waits for the queue manager's answer
- * (the manager's loop outlives the metrics server).
+ * metrics_queue.c - the gauges the queue manager's loop owns: messages by
+ * state (active, deferred: counted by the queue manager; hold, quarantine:
+ * the files of those spool directories) with the age of the oldest in
+ * each (from its queue ID), and the busiest next hops (dest.h: open
+ * connections and queued jobs). A snapshot is taken on that loop
+ * (metrics_snapshot_take) and rendered on any other thread: the metrics
+ * thread waits for the loop's answer (the loop outlives the metrics
+ * server); the control socket, on the loop already, takes it directly and
+ * renders on the delivery iopool.
  */
 #include <dirent.h>
 #include <pthread.h>
@@ -21,23 +24,37 @@
 #include "server.h"
 #include "util.h"
 
-struct census_call {
+struct snapshot_call {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int done;
-	struct qmgr_census c;
+	struct metrics_snapshot *snap;
 };
 
-static void
-census_on_qmgr(void *arg)
+void
+metrics_snapshot_take(struct metrics_snapshot *snap)
 {
-	struct census_call *cc = arg;
+	qmgr_census(&snap->q);
+	snap->ndests = dest_busiest(snap->dests, METRICS_DESTINATIONS);
+}
 
-	qmgr_census(&cc->c);
-	pthread_mutex_lock(&cc->mu);
-	cc->done = 1;
-	pthread_cond_signal(&cc->cv);
-	pthread_mutex_unlock(&cc->mu);
+void
+metrics_snapshot_clear(struct metrics_snapshot *snap)
+{
+	dest_stats_free(snap->dests, snap->ndests);
+	snap->ndests = 0;
+}
+
+static void
+snapshot_on_qmgr(void *arg)
+{
+	struct snapshot_call *sc = arg;
+
+	metrics_snapshot_take(sc->snap);
+	pthread_mutex_lock(&sc->mu);
+	sc->done = 1;
+	pthread_cond_signal(&sc->cv);
+	pthread_mutex_unlock(&sc->mu);
 }
 
 /* a spool directory's messages: files named by a queue ID */
@@ -73,29 +90,53 @@ put_state(struct evbuffer *out, const char *metric, const char *state,
 	evbuffer_add_printf(out, "%s{state=\"%s\"} %.17g\n", metric, state, v);
 }
 
+/* put_dest - one next hop's gauge, its name escaped as a label value */
+static void
+put_dest(struct evbuffer *out, const char *metric, const char *name,
+    unsigned v)
+{
+	evbuffer_add_printf(out, "%s{destination=\"", metric);
+	metrics_escape(out, name);
+	evbuffer_add_printf(out, "\"} %u\n", v);
+}
+
+static void
+render_dests(struct evbuffer *out, const struct metrics_snapshot *snap)
+{
+	static const struct {
+		const char *name, *help;
+		int jobs;			/* else connections */
+	} fams[] = {
+		{ "sluice_destination_connections",
+		    "open connections of the busiest next hops", 0 },
+		{ "sluice_destination_queued",
+		    "jobs waiting for a connection, busiest next hops", 1 },
+	};
+
+	for (size_t f = 0; f < sizeof(fams) / sizeof(fams[0]); f++) {
+		evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s gauge\n",
+		    fams[f].name, fams[f].help, fams[f].name);
+		for (size_t i = 0; i < snap->ndests; i++)
+			put_dest(out, fams[f].name, snap->dests[i].name,
+			    fams[f].jobs ? snap->dests[i].jobs :
+			    snap->dests[i].conns);
+	}
+}
+
 void
-metrics_render_queue(struct evbuffer *out)
+metrics_render_snapshot(struct evbuffer *out,
+    const struct metrics_snapshot *snap)
 {
 	static const char *const names[] = {
 		"active", "deferred", "hold", "quarantine"
 	};
-	struct census_call cc = { .done = 0 };
 	unsigned long n[4];
 	uint64_t oldest[4], now = now_usec();
 
-	pthread_mutex_init(&cc.mu, NULL);
-	pthread_cond_init(&cc.cv, NULL);
-	loop_call(server.qmgr, census_on_qmgr, &cc);
-	pthread_mutex_lock(&cc.mu);
-	while (!cc.done)
-		pthread_cond_wait(&cc.cv, &cc.mu);
-	pthread_mutex_unlock(&cc.mu);
-	pthread_mutex_destroy(&cc.mu);
-	pthread_cond_destroy(&cc.cv);
-	n[0] = cc.c.active;
-	oldest[0] = cc.c.active_oldest;
-	n[1] = cc.c.deferred;
-	oldest[1] = cc.c.deferred_oldest;
+	n[0] = snap->q.active;
+	oldest[0] = snap->q.active_oldest;
+	n[1] = snap->q.deferred;
+	oldest[1] = snap->q.deferred_oldest;
 	count_dir("hold", &n[2], &oldest[2]);
 	count_dir("quarantine", &n[3], &oldest[3]);
 	evbuffer_add_printf(out, "# HELP sluice_queue_messages messages in "
@@ -109,4 +150,25 @@ metrics_render_queue(struct evbuffer *out)
 		put_state(out, "sluice_queue_oldest_seconds", names[i],
 		    oldest[i] != 0 && oldest[i] < now ?
 		    (double)(now - oldest[i]) / 1e6 : 0.0);
+	render_dests(out, snap);
+}
+
+void
+metrics_render_queue(struct evbuffer *out)
+{
+	struct metrics_snapshot snap;
+	struct snapshot_call sc = { .done = 0, .snap = &snap };
+
+	memset(&snap, 0, sizeof(snap));
+	pthread_mutex_init(&sc.mu, NULL);
+	pthread_cond_init(&sc.cv, NULL);
+	loop_call(server.qmgr, snapshot_on_qmgr, &sc);
+	pthread_mutex_lock(&sc.mu);
+	while (!sc.done)
+		pthread_cond_wait(&sc.cv, &sc.mu);
+	pthread_mutex_unlock(&sc.mu);
+	pthread_mutex_destroy(&sc.mu);
+	pthread_cond_destroy(&sc.cv);
+	metrics_render_snapshot(out, &snap);
+	metrics_snapshot_clear(&snap);
 }

@@ -102,6 +102,13 @@ keep_bound(struct config *nc, const struct config *oc)
 	if (!kv_same(&nc->kv, &oc->kv))
 		log_warnx("event=reload warning=\"kv changed: restart to "
 		    "apply\"");
+	if (nc->log.target != oc->log.target || (nc->log.file != NULL &&
+	    oc->log.file != NULL && strcmp(nc->log.file, oc->log.file) != 0))
+		log_warnx("event=reload warning=\"log target or file changed: "
+		    "restart to apply\"");
+	nc->log.target = oc->log.target;
+	free(nc->log.file);
+	nc->log.file = oc->log.file ? xstrdup(oc->log.file) : NULL;
 }
 
 int

@@ -251,6 +251,8 @@ became_ready(struct smtpc *c)
 	else if (!c->was_ready)
 		log_info("event=connected relay=%s policy=%s tls=none",
 		    log_q(c->peer), smtpc_tls_policy_name(c->policy));
+	if (!c->was_ready)
+		c->ready_us = now_usec();
 	c->was_ready = 1;
 	smtpc_ready_later(c);
 }
@@ -520,6 +522,7 @@ smtpc_new(struct event_base *base, struct dest *d, struct mx_addrs *addrs,
 	c->timer = evtimer_new(base, on_timer, c);
 	c->kick = event_new(base, -1, 0, on_kick, c);
 	c->state = C_CONNECTING;
+	c->created_us = now_usec();
 	event_active(c->kick, 0, 0);	/* never calls back synchronously */
 	return c;
 }
@@ -529,6 +532,9 @@ smtpc_start(struct smtpc *c, struct djob *job)
 {
 	c->ntx++;
 	c->state = C_TX;
+	job->setup_start = c->created_us;
+	job->setup_end = c->ready_us;
+	job->xmit_start = now_usec();
 	txn_begin(c, job);
 }
 

@@ -78,6 +78,7 @@ struct smtpc {
 	char why[512];			/* last connection-level failure */
 	enum deliver_result why_kind;
 	unsigned ntx;
+	uint64_t created_us, ready_us;	/* now_usec(): setup began, ended */
 	int in_read, dead;		/* freed inside on_read: later */
 	struct tx tx;
 };

@@ -13,6 +13,7 @@
 #define SLUICE_TRANSPORT_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/queue.h>
 
 #include "queue.h"
@@ -50,6 +51,11 @@ struct djob {
 					   "none"; "" for local delivery */
 	char cipher[64];		/* with TLS, its cipher */
 	const char *transport;		/* "smtp", "lmtp", "maildir" */
+	/* for the delays= breakdown of the log (now_usec(); 0: not reached):
+	   the connection setup that served the job (DNS, connect, greeting,
+	   EHLO, TLS; a reused connection's lies before the job), and when
+	   transmission began (MAIL sent; the Maildir write started) */
+	uint64_t setup_start, setup_end, xmit_start;
 	void (*done)(struct djob *);	/* on the qmgr loop, once */
 	void *arg;			/* the caller's */
 	TAILQ_ENTRY(djob) link;		/* a destination's queue */

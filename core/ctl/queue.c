@@ -6,14 +6,10 @@
  * Exit status: 0 done, 1 refused by the server (no such message, ...),
  * 2 usage error or no server to talk to.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "conf.h"
 #include "ctl.h"
@@ -21,7 +17,6 @@
 #include "util.h"
 
 #define FIELDS_MAX	16
-#define ANSWER_MAX	(256u << 20)
 
 struct field {
 	char *key, *value;		/* value decoded */
@@ -32,65 +27,6 @@ struct record {
 	struct field f[FIELDS_MAX];
 	size_t n;
 };
-
-static int
-socket_path(const char *conf, const char *given, char *buf, size_t len)
-{
-	char err[CONF_ERR_LEN];
-	struct config *cf;
-
-	if (given != NULL) {
-		snprintf(buf, len, "%s", given);
-		return 0;
-	}
-	if ((cf = conf_load(conf, err, sizeof(err))) == NULL) {
-		fprintf(stderr, "sluicectl: %s\n", err);
-		return -1;
-	}
-	snprintf(buf, len, "%s", cf->control_socket);
-	conf_free(cf);
-	return 0;
-}
-
-/* request - send one line, read the whole answer (NUL-terminated) */
-static char *
-request(const char *path, const char *line)
-{
-	struct sockaddr_un sun;
-	size_t len = 0, cap = 65536;
-	char *buf;
-	ssize_t k;
-	int fd;
-
-	memset(&sun, 0, sizeof(sun));
-	sun.sun_family = AF_UNIX;
-	snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1 ||
-	    connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
-		fprintf(stderr, "sluicectl: cannot reach sluiced at %s: %s\n",
-		    path, strerror(errno));
-		if (fd != -1)
-			close(fd);
-		return NULL;
-	}
-	if (write_all(fd, line, strlen(line)) == -1 ||
-	    write_all(fd, "\n", 1) == -1) {
-		fprintf(stderr, "sluicectl: %s: %s\n", path, strerror(errno));
-		close(fd);
-		return NULL;
-	}
-	buf = xmalloc(cap);
-	while ((k = read(fd, buf + len, cap - len - 1)) > 0) {
-		len += (size_t)k;
-		if (len + 1 == cap && cap < ANSWER_MAX)
-			buf = xrealloc(buf, cap *= 2);
-		else if (len + 1 == cap)
-			break;
-	}
-	close(fd);
-	buf[len] = '\0';
-	return buf;
-}
 
 /* parse - "kind k=v k=v" into rec (line is modified in place) */
 static void
@@ -225,7 +161,7 @@ print_human(const struct record *r, int show)
 static int
 run(const char *path, const char *line, int json, int show)
 {
-	char *answer = request(path, line), *p, *nl;
+	char *answer = ctl_request(path, line), *p, *nl;
 	size_t msgs = 0;
 
 	if (answer == NULL)
@@ -283,7 +219,7 @@ ctl_queue(const char *conf, int argc, char **argv)
 		    "a queue ID is needed" : "takes no queue ID");
 		return 2;
 	}
-	if (socket_path(conf, sock, path, sizeof(path)) == -1)
+	if (ctl_socket_path(conf, sock, path, sizeof(path)) == -1)
 		return 2;
 	snprintf(line, sizeof(line), "%s%s%.64s", cmd, id ? " " : "",
 	    id ? id : "");

@@ -3,8 +3,9 @@
  *
  *   sluicectl [-c config] replay [options] FILE.eml
  *   sluicectl [-c config] list|show|flush|hold|release|delete|bounce ...
+ *   sluicectl [-c config] top [-n COUNT] [-i SECONDS]
  *
- * Subcommands dispatch from one table. The queue commands talk to the
+ * Subcommands dispatch from one table. The queue commands and top talk to the
  * running sluiced over its control socket (control.socket in the
  * configuration, or -s PATH).
  */
@@ -37,6 +38,8 @@ static const struct {
 	    "a bounce" },
 	{ "bounce", ctl_queue, "bounce ID [-s SOCKET]          fail it now, "
 	    "with a bounce to the sender" },
+	{ "top", ctl_top, "top [-n COUNT] [-i SECONDS] [-s SOCKET]  live "
+	    "rates, queue, busiest next hops, slowest filters" },
 };
 
 static void

@@ -786,8 +786,11 @@ test_bad_values(void **state)
 		{ BASE "hostname: \"a\\tb\"\n", "3:11: invalid value 'a?b' "
 		    "for 'hostname': expected a domain name like "
 		    "mx.example.org" },
-		{ BASE "log: {target: file}\n", "3:15: invalid value 'file' "
-		    "for 'log.target': expected one of stderr, syslog" },
+		{ BASE "log: {target: journal}\n", "3:15: invalid value "
+		    "'journal' for 'log.target': expected one of stderr, "
+		    "syslog, file" },
+		{ BASE "log: {target: file}\n", "3:6: log: target file needs "
+		    "'file: PATH'" },
 		{ BASE "log: {level: warn}\n", "3:14: invalid value 'warn' "
 		    "for 'log.level': expected one of info, debug" },
 		{ BASE "log: {facility: local8}\n", "3:17: invalid value "
@@ -2159,8 +2162,8 @@ test_relative_paths(void **state)
 	fp = fopen("sluice.yaml", "w");
 	assert_non_null(fp);
 	fputs(BASE "spool: ./spool//q\n"
-	    "mailboxes: {maildir: \"mail/%d/%u\", users_file: users.txt}\n",
-	    fp);
+	    "mailboxes: {maildir: \"mail/%d/%u\", users_file: users.txt}\n"
+	    "log: {target: file, file: logs/sluice.log}\n", fp);
 	assert_int_equal(fclose(fp), 0);
 
 	cf = conf_load("sluice.yaml", err, sizeof(err));
@@ -2171,6 +2174,8 @@ test_relative_paths(void **state)
 	assert_cwd_path(cf->maildir, "mail/%d/%u");
 	assert_cwd_path(cf->mailbox_users_file, "users.txt");
 	assert_int_equal(cf->nmailbox_users, 1);
+	assert_int_equal(cf->log.target, LOG_TARGET_FILE);
+	assert_cwd_path(cf->log.file, "logs/sluice.log");
 	conf_free(cf);
 
 	/* the error names the file as it was given */
