@@ -33,9 +33,9 @@
  *
  * Checked: every reply line is "DDD[ -]text" CRLF with a 2xx-5xx code, at
  * most 512 bytes, no control bytes, a multi-line reply keeps its code and
- * ends; the session ends within the bounds; once it has, every queue ID
- * answered "250 ... queued as" is a file in queue/ and no queue/<qid>.in
- * is left. Committed messages are removed after each input. Inputs are
+ * ends, nothing follows a 221 or 421; the session ends within the bounds;
+ * once it has, every queue ID answered "250 ... queued as" is a file in
+ * queue/ and no queue/<qid>.in is left. Committed messages are removed after each input. Inputs are
  * at most 4096 bytes (run.sh): the limits of the configuration are small
  * so that they are reached.
  * FUZZ_SESSION_TRACE=1 in the environment shows both sides on stderr.
@@ -132,6 +132,7 @@ static struct {
 	char line[REPLY_MAX];
 	size_t len;
 	int multi;			/* code of an unfinished multi-line reply */
+	int closed;			/* a 221 or 421 was said */
 	size_t nlines;
 	char queued[MAX_QUEUED][QID_LEN + 1];	/* "250 ... queued as" ids */
 	size_t nqueued;
@@ -266,7 +267,10 @@ check_line(const char *p, size_t n)
 		bad_reply("code changes inside a multi-line reply", p, n);
 	if (fz.nlines == 1 && code != 220 && code != 421 && code != 554)
 		bad_reply("not a greeting", p, n);
+	if (fz.closed)
+		bad_reply("a reply after 221 or 421", p, n);
 	fz.multi = (n > 5 && p[3] == '-') ? code : 0;
+	fz.closed = (code == 221 || code == 421) && fz.multi == 0;
 	if (n == strlen(QUEUED_AS) + QID_LEN + 2 && fz.nqueued < MAX_QUEUED &&
 	    memcmp(p, QUEUED_AS, strlen(QUEUED_AS)) == 0) {
 		memcpy(fz.queued[fz.nqueued], p + strlen(QUEUED_AS), QID_LEN);
@@ -489,6 +493,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fz.multi = 0;
 	fz.nlines = 0;
 	fz.nqueued = 0;
+	fz.closed = 0;
 	fz.stuck = 0;
 	evtimer_add(fz.watchdog, &watchdog);
 	if (early) {			/* a client that talks first */
