@@ -141,6 +141,8 @@ vlog(int prio, const char *level, const char *err, const char *fmt,
 	struct timespec ts;
 	struct tm tm;
 
+	if (sink == LOG_SINK_NONE && prio != LOG_CRIT)
+		return;			/* fatal lines still reach stderr */
 	if (sink != LOG_SINK_SYSLOG) {
 		clock_gettime(CLOCK_REALTIME, &ts);
 		gmtime_r(&ts.tv_sec, &tm);
