@@ -93,6 +93,8 @@ write_conf() {  # name port pipeline-yaml
     cat >"$d/sluiced.yaml" <<EOT
 hostname: bench.example.test
 spool: $d/spool
+# the benchmark runs as root (it needs to for Postfix); filters too
+allow_root_filters: true
 listeners:
   - {name: mx, address: 127.0.0.1, port: $2, role: mx}
 domains: {local: [example.test]}
