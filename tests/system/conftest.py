@@ -21,6 +21,7 @@ import helpers
 # the `milters` fixture (test milters and opendkim), for every test module
 from milter_fixtures import milters  # noqa: F401
 from procs import ChildProcess, free_port
+from tls_certs import TestPKI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
@@ -327,3 +328,9 @@ def make_server(tmp_path):
 def server(make_server):
     """A running server with the default test configuration."""
     return make_server()
+
+
+@pytest.fixture
+def pki(tmp_path):
+    """A private CA for the TLS tests (tls_certs.TestPKI)."""
+    return TestPKI(tmp_path)

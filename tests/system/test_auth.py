@@ -20,8 +20,6 @@ import pytest
 import helpers
 from downstream import Downstream
 from helpers import check, message, queued_id, wait_for
-from procs import free_port
-from tls_certs import TestPKI
 
 HOST = "mx.example.test"
 _crypt = ctypes.CDLL("libcrypt.so.1")
@@ -49,11 +47,6 @@ def b64(s):
 
 def plain(user, password, authz=""):
     return b64(f"{authz}\0{user}\0{password}")
-
-
-@pytest.fixture
-def pki(tmp_path):
-    return TestPKI(tmp_path)
 
 
 @pytest.fixture

@@ -38,11 +38,6 @@ RECORDS = {
 
 
 @pytest.fixture
-def pki(tmp_path):
-    return TestPKI(tmp_path)
-
-
-@pytest.fixture
 def dns(tmp_path):
     d = tmp_path / "dns"
     d.mkdir()

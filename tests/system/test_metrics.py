@@ -13,7 +13,6 @@ import urllib.request
 
 import pytest
 
-import helpers
 from helpers import message, wait_for
 from procs import free_port
 

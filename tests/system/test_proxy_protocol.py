@@ -14,7 +14,7 @@ import ipaddress
 import pytest
 
 import helpers
-from helpers import message, queued_id, wait_for
+from helpers import message, wait_for
 from procs import free_port
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -252,7 +252,6 @@ def test_per_ip_limit_counts_the_real_client(make_server):
 
 
 def test_implicit_tls_behind_the_balancer(make_server, tmp_path):
-    import ssl
     from tls_certs import TestPKI
     pki = TestPKI(tmp_path)
     cert = pki.issue("mx.example.test", ips=["127.0.0.1"])
@@ -274,7 +273,7 @@ def test_implicit_tls_behind_the_balancer(make_server, tmp_path):
     f = tls.makefile("rb")
     assert f.readline().startswith(b"220")
     tls.close()
-    ev = wait_for(lambda: helpers.log_events(srv, event="tls"))
+    wait_for(lambda: helpers.log_events(srv, event="tls"))
     assert helpers.log_events(srv, event="proxy")[-1]["client"] == \
         "203.0.113.40"
 

@@ -26,11 +26,6 @@ HOST = "mx.example.test"
 
 
 @pytest.fixture
-def pki(tmp_path):
-    return TestPKI(tmp_path)
-
-
-@pytest.fixture
 def cert(pki):
     return pki.issue(HOST, ips=["127.0.0.1"])
 
