@@ -56,7 +56,8 @@ every connection, for byte-exact misbehaviour (replies split across writes, a
 TCP reset, ...); see its docstring.
 
 make_cert(tmpdir, cn) -> (certfile, keyfile): a self-signed certificate made
-by the openssl CLI (CN and subjectAltName DNS:cn, IP:127.0.0.1).
+by the openssl CLI (CN and subjectAltName DNS:cn, IP:127.0.0.1); it lives
+in tls_certs.py with the test CA and is imported here for older tests.
 
 Self-test: /usr/bin/python3 -m pytest -q tests/system/test_fixtures.py
 """
@@ -66,7 +67,6 @@ import os
 import re
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -77,6 +77,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 from procs import unlink_quietly
+from tls_certs import make_cert  # noqa: F401 (part of this module's API)
 
 START_TIMEOUT = 5.0
 STOP_TIMEOUT = 5.0
@@ -107,24 +108,6 @@ KNOBS = ("greeting", "never_greet", "mail_reply", "rcpt_replies",
 
 _ADDR_RE = re.compile(r"^(FROM|TO):\s*<(.*?)>(?=\s|$)\s*(.*)$",
                       re.I | re.S)
-
-
-def make_cert(tmpdir, cn="localhost", key="ec", days=2):
-    """Self-signed certificate for `cn` (and IP 127.0.0.1) made with the
-    openssl CLI into tmpdir: (certfile, keyfile). key: "ec" (P-256, fast)
-    or "rsa" (2048 bit)."""
-    base = re.sub(r"[^A-Za-z0-9_.-]", "_", cn)
-    cert = os.path.join(tmpdir, base + ".crt")
-    keyf = os.path.join(tmpdir, base + ".key")
-    newkey = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
-              if key == "ec" else ["-newkey", "rsa:2048"])
-    san = f"subjectAltName=DNS:{cn},IP:127.0.0.1"
-    subprocess.run(["openssl", "req", "-x509", "-nodes", *newkey,
-                    "-keyout", keyf, "-out", cert, "-days", str(days),
-                    "-subj", f"/CN={cn}", "-addext", san],
-                   check=True, timeout=30, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    return cert, keyf
 
 
 def _wait(cond, pred, timeout, what):

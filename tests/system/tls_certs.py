@@ -7,9 +7,11 @@ openssl command line tool in a directory the test owns.
 
 Keys are EC P-256 (fast to make); certificates are valid for a day.
 `issue(..., expired=True)` makes one that expired yesterday and
-`self_signed(name)` one no CA vouches for, for the failure cases.
+`self_signed(name)` one no CA vouches for, for the failure cases;
+`make_cert(dir, cn)` is the same without a TestPKI (Downstream's tests).
 """
 import os
+import re
 import ssl
 import subprocess
 
@@ -66,14 +68,7 @@ class TestPKI:
 
     def self_signed(self, name):
         """A self-signed certificate for `name`: (cert_path, key_path)."""
-        self.serial += 1
-        base = os.path.join(self.dir, f"self-{name}-{self.serial}")
-        _openssl("req", "-x509", "-newkey", "ec",
-                 "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                 "-keyout", base + ".key", "-out", base + ".pem",
-                 "-days", "1", "-subj", f"/CN={name}",
-                 "-addext", f"subjectAltName=DNS:{name}", cwd=self.dir)
-        return base + ".pem", base + ".key"
+        return make_cert(self.dir, name)
 
     def client_context(self, verify=True):
         """An SSL context for a test client: trusts this CA (and checks
@@ -90,6 +85,24 @@ class TestPKI:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(cert, key)
         return ctx
+
+
+def make_cert(tmpdir, cn="localhost", key="ec", days=2):
+    """Self-signed certificate for `cn` (and IP 127.0.0.1) made with the
+    openssl CLI into tmpdir: (certfile, keyfile). key: "ec" (P-256, fast)
+    or "rsa" (2048 bit)."""
+    base = re.sub(r"[^A-Za-z0-9_.-]", "_", cn)
+    cert = os.path.join(tmpdir, base + ".crt")
+    keyf = os.path.join(tmpdir, base + ".key")
+    newkey = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
+              if key == "ec" else ["-newkey", "rsa:2048"])
+    san = f"subjectAltName=DNS:{cn},IP:127.0.0.1"
+    subprocess.run(["openssl", "req", "-x509", "-nodes", *newkey,
+                    "-keyout", keyf, "-out", cert, "-days", str(days),
+                    "-subj", f"/CN={cn}", "-addext", san],
+                   check=True, timeout=30, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    return cert, keyf
 
 
 def _utc(days):
