@@ -243,13 +243,18 @@ relay_domain(const char *domain)
 	return 0;
 }
 
+/* the refusals of rcpt_route(), with the reason the metrics give them */
+static const char relay_denied[] = "554 5.7.1 <%s>: Relay access denied";
+static const char unknown_user[] = "550 5.1.1 <%s>: Recipient address "
+    "rejected: User unknown in local recipient table";
+
 /*
  * rcpt_route - NULL when we take the recipient, else the refusal. Local
  * domains need an existing mailbox; relay domains are taken from anyone;
  * any other domain only from trusted or authenticated clients (never an
- * open relay). Mail
- * for <postmaster>, or postmaster@ a local domain without such a mailbox,
- * goes to mailboxes.postmaster: rcpt is rewritten to it.
+ * open relay). Mail for <postmaster>, or postmaster@ a local domain
+ * without such a mailbox, goes to mailboxes.postmaster: rcpt is rewritten
+ * to it.
  */
 static const char *
 rcpt_route(const struct smtp_session *s, const struct mailaddr *addr,
@@ -264,7 +269,7 @@ rcpt_route(const struct smtp_session *s, const struct mailaddr *addr,
 			if ((!addr->literal && relay_domain(addr->domain)) ||
 			    s->trusted || s->auth_user != NULL)
 				return NULL;
-			return "554 5.7.1 <%s>: Relay access denied";
+			return relay_denied;
 		}
 		smtp_addr_lookup_key(addr, key, sizeof(key));
 		if (mailbox_exists(server.mailboxes, key))
@@ -275,8 +280,7 @@ rcpt_route(const struct smtp_session *s, const struct mailaddr *addr,
 		snprintf(rcpt, len, "%s", server.conf->postmaster);
 		return NULL;
 	}
-	return "550 5.1.1 <%s>: Recipient address rejected: "
-	    "User unknown in local recipient table";
+	return unknown_user;
 }
 
 static int
@@ -333,8 +337,8 @@ cmd_rcpt(struct smtp_session *s, char *args)
 	if ((reply = rcpt_route(s, &addr, rcpt, sizeof(rcpt))) != NULL) {
 		char text[ADDR_PATH_MAX + 128];
 		snprintf(text, sizeof(text), reply, rcpt);
-		metrics_inc(M_MESSAGES_REJECTED, "rcpt", text[0] == '5' &&
-		    text[2] == '4' ? "relay_denied" : "unknown_user");
+		metrics_inc(M_MESSAGES_REJECTED, "rcpt", reply == relay_denied ?
+		    "relay_denied" : "unknown_user");
 		session_reply(s, "%s", text);
 		log_info("qid=%s session=%016llx event=reject stage=rcpt "
 		    "to=%s reply=%s", tx->env.id, SID(s), log_q(rcpt),

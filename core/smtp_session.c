@@ -477,10 +477,6 @@ on_event(struct bufferevent *bev, short what, void *arg)
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
-		if (s->proxy != NULL) {	/* not ours to time out yet */
-			bufferevent_disable(s->bev, EV_READ | EV_WRITE);
-			return;
-		}
 		if (s->flags & SS_HANDSHAKE) {	/* nothing to say in clear */
 			metrics_inc(M_TLS_HANDSHAKES, "inbound", "failed");
 			log_info("session=%016llx event=tls-failed client=%s "
