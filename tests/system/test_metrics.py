@@ -50,6 +50,18 @@ def value(metrics, name, **labels):
     return metrics.get((name, frozenset(labels.items())), 0.0)
 
 
+def scrape_until(srv, ok, name, timeout=5.0, **labels):
+    """Scrape until ok(value of name{labels}) holds (bounded); the last
+    scrape."""
+    last = {}
+
+    def check():
+        last["m"] = scrape(srv)
+        return ok(value(last["m"], name, **labels))
+    wait_for(check, timeout=timeout, msg=f"{name} {labels}")
+    return last["m"]
+
+
 def metrics_server(make_server, **over):
     port = free_port()
     over.setdefault("metrics", {"address": "127.0.0.1", "port": port})
@@ -77,9 +89,8 @@ def test_sessions_messages_and_deliveries(make_server):
     send(srv, rcpts=("nobody@example.test",))          # 550 unknown
     send(srv, rcpts=("far@elsewhere.test",))           # 554 relay
     srv.wait_mail("alice", count=3)
-    m = wait_for(lambda: (lambda x: x if value(
-        x, "sluice_deliveries_total", transport="maildir",
-        result="sent") >= 3 else None)(scrape(srv)), msg="deliveries")
+    m = scrape_until(srv, lambda v: v >= 3, "sluice_deliveries_total",
+                     transport="maildir", result="sent")
     started = value(before, "sluice_smtp_sessions_total", listener="mx")
     assert value(m, "sluice_smtp_sessions_total", listener="mx") - \
         started == 3
@@ -111,9 +122,9 @@ def test_histogram_buckets_are_cumulative(make_server):
     srv = metrics_server(make_server)
     send(srv, n=2)
     srv.wait_mail("alice", count=2)
-    m = wait_for(lambda: (lambda x: x if value(
-        x, "sluice_delivery_duration_seconds_count",
-        transport="maildir") >= 2 else None)(scrape(srv)))
+    m = scrape_until(srv, lambda v: v >= 2,
+                     "sluice_delivery_duration_seconds_count",
+                     transport="maildir")
     buckets = sorted(
         (float("inf") if dict(k[1])["le"] == "+Inf" else
          float(dict(k[1])["le"]), v) for k, v in m.items()
@@ -127,9 +138,8 @@ def test_queue_gauges_for_deferred_and_hold(make_server):
                          routes={'"*"': "smtp:[127.0.0.1]:9"},
                          trusted_networks=["127.0.0.0/8"])
     send(srv, rcpts=("far@elsewhere.test",), n=2)
-    m = wait_for(lambda: (lambda x: x if value(
-        x, "sluice_queue_messages", state="deferred") == 2 else None)(
-        scrape(srv)), timeout=15, msg="two deferred")
+    m = scrape_until(srv, lambda v: v == 2, "sluice_queue_messages",
+                     timeout=15, state="deferred")
     assert value(m, "sluice_deliveries_total", transport="smtp",
                  result="deferred") == 2
     time.sleep(1.1)
@@ -219,9 +229,8 @@ def test_tls_and_auth_counts(make_server, tmp_path):
     bad.docmd("STARTTLS")
     bad.sock.sendall(b"this is not a TLS record\r\n" * 4)
     bad.close()
-    m = wait_for(lambda: (lambda x: x if value(
-        x, "sluice_tls_handshakes_total", direction="inbound",
-        result="failed") == 1 else None)(scrape(srv)))
+    m = scrape_until(srv, lambda v: v == 1, "sluice_tls_handshakes_total",
+                     direction="inbound", result="failed")
     assert value(m, "sluice_tls_handshakes_total", direction="inbound",
                  result="ok") == 1
     assert value(m, "sluice_auth_total", result="ok") == 1
