@@ -22,6 +22,7 @@ struct iopool {
 	pthread_cond_t cv;
 	struct job *head, *tail;
 	unsigned pending;
+	unsigned idle;		/* threads waiting for a job */
 	int stopping;
 	pthread_t *threads;
 	unsigned nthreads;
@@ -35,8 +36,11 @@ iopool_thread(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
-		while (p->head == NULL && !p->stopping)
+		while (p->head == NULL && !p->stopping) {
+			p->idle++;
 			pthread_cond_wait(&p->cv, &p->mu);
+			p->idle--;
+		}
 		if ((j = p->head) == NULL) {
 			pthread_mutex_unlock(&p->mu);
 			return NULL;		/* stopping, queue drained */
@@ -75,6 +79,7 @@ iopool_submit(struct iopool *p, iopool_fn work, struct loop *reply,
     iopool_fn done, void *arg)
 {
 	struct job *j = xmalloc(sizeof(*j));
+	int wake;
 
 	j->work = work;
 	j->done = done;
@@ -88,8 +93,10 @@ iopool_submit(struct iopool *p, iopool_fn work, struct loop *reply,
 		p->head = j;
 	p->tail = j;
 	p->pending++;
-	pthread_cond_signal(&p->cv);
+	wake = p->idle > 0;
 	pthread_mutex_unlock(&p->mu);
+	if (wake)		/* after unlocking: the woken thread need not wait */
+		pthread_cond_signal(&p->cv);
 }
 
 unsigned

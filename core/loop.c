@@ -2,13 +2,19 @@
  * loop.c - event loop threads and cross-thread calls (see loop.h).
  *
  * Queued calls sit in a mutex-protected FIFO; the first call queued into an
- * empty FIFO activates one libevent event, whose callback drains the FIFO.
- * libevent's pthread locking (evthread_use_pthreads) makes event_active()
- * safe from any thread.
+ * empty FIFO writes the loop's own eventfd, whose read event drains the
+ * FIFO. A caller never touches the loop's event_base, so it never waits on
+ * libevent's base lock (held by the loop for most of each turn); libevent's
+ * pthread locking (evthread_use_pthreads) stays on for loop_exit() and for
+ * bufferevents shared between threads.
  */
+#include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -29,6 +35,7 @@ struct loop {
 	char *name;
 	struct event_base *base;
 	struct event *wake;
+	int wakefd;		/* eventfd: written when the FIFO fills */
 	pthread_mutex_t mu;
 	struct loop_call *head, *tail;
 	pthread_t thread;
@@ -48,8 +55,12 @@ loop_drain(evutil_socket_t fd, short what, void *arg)
 	struct loop *l = arg;
 	struct loop_call *c, *next;
 
-	(void)fd;
+	uint64_t n;
+
 	(void)what;
+	if (fd != -1)		/* before taking the FIFO: no wake-up lost */
+		while (read(fd, &n, sizeof(n)) == -1 && errno == EINTR)
+			;
 	pthread_mutex_lock(&l->mu);
 	c = l->head;
 	l->head = l->tail = NULL;
@@ -69,7 +80,12 @@ loop_new(const char *name)
 	l->name = xstrdup(name);
 	if ((l->base = event_base_new()) == NULL)
 		fatalx("event=init loop=%s error=\"event_base_new failed\"", name);
-	l->wake = event_new(l->base, -1, 0, loop_drain, l);
+	if ((l->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) == -1)
+		fatal("event=init loop=%s eventfd", name);
+	l->wake = event_new(l->base, l->wakefd, EV_READ | EV_PERSIST,
+	    loop_drain, l);
+	if (l->wake == NULL || event_add(l->wake, NULL) == -1)
+		fatalx("event=init loop=%s error=\"event_add failed\"", name);
 	pthread_mutex_init(&l->mu, NULL);
 	return l;
 }
@@ -103,8 +119,12 @@ loop_call(struct loop *l, loop_fn fn, void *arg)
 		l->head = c;
 	l->tail = c;
 	pthread_mutex_unlock(&l->mu);
-	if (was_empty)
-		event_active(l->wake, EV_READ, 0);
+	if (was_empty) {
+		uint64_t one = 1;
+		while (write(l->wakefd, &one, sizeof(one)) == -1 &&
+		    errno == EINTR)
+			;
+	}
 }
 
 static void *
@@ -150,6 +170,7 @@ loop_free(struct loop *l)
 	if (l == NULL)
 		return;
 	event_free(l->wake);
+	close(l->wakefd);
 	event_base_free(l->base);
 	pthread_mutex_destroy(&l->mu);
 	free(l->name);

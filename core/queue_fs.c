@@ -270,12 +270,11 @@ qwriter_commit(struct qwriter *w, const struct envelope *env)
 		errno = w->err;
 		goto fail;
 	}
-	if (flush_mem(w) == -1)
-		goto fail;
 	text = envelope_serialize(env, &tlen);
 	snprintf(footer, sizeof(footer), FOOTER_FMT, w->size, (uint32_t)tlen);
-	if (write_all(w->fd, text, tlen) == -1 ||
-	    write_all(w->fd, footer, FOOTER_LEN) == -1 ||
+	evbuffer_add(w->mem, text, tlen);	/* one write with the tail */
+	evbuffer_add(w->mem, footer, FOOTER_LEN);
+	if (flush_mem(w) == -1 ||
 	    ftruncate(w->fd, (off_t)(w->size + tlen + FOOTER_LEN)) == -1 ||
 	    fdatasync(w->fd) == -1)
 		goto fail;
