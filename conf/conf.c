@@ -538,6 +538,7 @@ set_defaults(struct conf_loader *ld)
 	cf->limits.sessions = 10000;
 	cf->limits.per_ip_sessions = 50;
 	cf->limits.errors = 10;
+	cf->limits.junk_commands = 100;
 	cf->limits.hops = 100;
 	cf->limits.idle_timeout = 5 * 60;
 	cf->limits.command_timeout = 5 * 60;

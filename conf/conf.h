@@ -92,6 +92,8 @@ struct conf_limits {
 	unsigned sessions;		/* concurrent, all listeners */
 	unsigned per_ip_sessions;	/* concurrent, per client address */
 	unsigned errors;		/* client errors before 421 */
+	unsigned junk_commands;		/* NOOP/RSET/VRFY/HELP before each
+					   counts as an error */
 	unsigned idle_timeout;		/* seconds without any input */
 	unsigned command_timeout;	/* seconds to complete one command line */
 	unsigned hops;			/* Received: fields before 554 5.4.6 */

@@ -126,6 +126,8 @@ static const struct conf_key limit_keys[] = {
 	{ "per_ip_sessions", conf_set_uint, LIM(per_ip_sessions), 1, 1000000,
 	    NULL },
 	{ "errors",	  conf_set_uint,  LIM(errors),		1, 1000, NULL },
+	{ "junk_commands", conf_set_uint, LIM(junk_commands),	1, 100000,
+	    NULL },
 	{ "hops",	  conf_set_uint,  LIM(hops),		1, 1000, NULL },
 	{ "idle_timeout", conf_set_duration, LIM(idle_timeout),	1, 0, NULL },
 	{ "command_timeout", conf_set_duration, LIM(command_timeout), 1, 0,

@@ -69,6 +69,7 @@ struct filter_subject {
 	const char *client_rdns;	/* NULL until known */
 	const char *helo;
 	const char *tls_version, *tls_cipher, *auth_user;
+	unsigned tls_bits;		/* the cipher's strength, 0 = no TLS */
 	const char *auth_mech;		/* "PLAIN", "LOGIN" */
 	/* auth stage only: the attempt being decided */
 	const char *auth_login, *auth_password;

@@ -102,6 +102,10 @@ subject_get(struct filter_subject *s, enum sluice_stage stage,
 		return s->tls_version;
 	if (strcmp(key, "tls.cipher") == 0)
 		return s->tls_cipher;
+	if (strcmp(key, "tls.bits") == 0 && s->tls_version != NULL) {
+		snprintf(buf, len, "%u", s->tls_bits);
+		return buf;
+	}
 	if (strcmp(key, "auth.user") == 0)	/* the stage: the one tried */
 		return stage == SLUICE_ON_AUTH ? s->auth_login : s->auth_user;
 	if (strcmp(key, "auth.mechanism") == 0)

@@ -82,6 +82,10 @@ value(const char *name, struct filter_subject *s, char *buf, size_t len)
 		return s->tls_version;
 	if (strcmp(name, "{cipher}") == 0)
 		return s->tls_cipher;
+	if (strcmp(name, "{cipher_bits}") == 0 && s->tls_version != NULL) {
+		snprintf(buf, len, "%u", s->tls_bits);
+		return buf;
+	}
 	if (strcmp(name, "{auth_authen}") == 0)
 		return s->auth_user;
 	if (strcmp(name, "{auth_type}") == 0)

@@ -107,6 +107,8 @@ mm_conn_free(SMFICTX *ctx, struct mconn *c)
 	free(c->rdns);
 	free(c->helo);
 	free(c->listener);
+	free(c->tls_version);
+	free(c->tls_cipher);
 	pipeline_unref(c->pipeline);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
@@ -194,6 +196,9 @@ subject_refresh(struct mconn *c)
 	f->client_port = c->port;
 	f->client_rdns = c->rdns;
 	f->helo = c->helo;
+	f->tls_version = c->tls_version;
+	f->tls_cipher = c->tls_cipher;
+	f->tls_bits = c->tls_bits;
 	f->env = c->in_tx ? &c->env : NULL;
 	f->mp = c->in_tx ? &c->mp : NULL;
 	f->rcpt = c->in_tx ? c->rcpt : NULL;

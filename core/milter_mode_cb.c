@@ -98,6 +98,33 @@ on_connect(SMFICTX *ctx, char *host, _SOCK_ADDR *sa)
 	    mm_run_stage(c, SLUICE_ON_CONNECT, 0));
 }
 
+/* symval - a macro's value, malloc'ed; NULL when the MTA sent none */
+static char *
+symval(SMFICTX *ctx, const char *name)
+{
+	const char *v = smfi_getsymval(ctx, (char *)name);
+
+	return v != NULL && *v != '\0' ? xstrdup(v) : NULL;
+}
+
+/*
+ * tls_of - the session's TLS as the MTA tells it (Postfix and Sendmail
+ * send {tls_version}, {cipher}, {cipher_bits} with HELO by default)
+ */
+static void
+tls_of(SMFICTX *ctx, struct mconn *c)
+{
+	char *bits = symval(ctx, "{cipher_bits}");
+
+	free(c->tls_version);
+	free(c->tls_cipher);
+	c->tls_version = symval(ctx, "{tls_version}");
+	c->tls_cipher = symval(ctx, "{cipher}");
+	c->tls_bits = c->tls_version != NULL && bits != NULL ?
+	    (unsigned)strtoul(bits, NULL, 10) : 0;
+	free(bits);
+}
+
 static sfsistat
 on_helo(SMFICTX *ctx, char *helo)
 {
@@ -107,6 +134,7 @@ on_helo(SMFICTX *ctx, char *helo)
 		return SMFIS_CONTINUE;
 	free(c->helo);
 	c->helo = xstrdup(helo != NULL ? helo : "");
+	tls_of(ctx, c);
 	return mm_verdict(ctx, c, SLUICE_ON_HELO,
 	    mm_run_stage(c, SLUICE_ON_HELO, 0));
 }

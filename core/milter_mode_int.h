@@ -51,6 +51,8 @@ struct mconn {
 					   Received:, which we never see */
 	char *addr, *rdns, *helo, *listener;
 	unsigned port;
+	char *tls_version, *tls_cipher;	/* the MTA's {tls_version}, {cipher} */
+	unsigned tls_bits;		/* and {cipher_bits} */
 	enum sluice_verdict hold;	/* discard/quarantine before MAIL */
 
 	/* the transaction, from envfrom to eom or abort */

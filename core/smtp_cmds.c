@@ -362,6 +362,7 @@ cmd_rset(struct smtp_session *s, char *args)
 	if (s->state > SMTP_GREETED)
 		session_enter(s, SMTP_READY);
 	session_reply(s, "250 2.0.0 Ok");
+	session_junk_command(s);
 }
 
 static void
@@ -369,6 +370,7 @@ cmd_noop(struct smtp_session *s, char *args)
 {
 	(void)args;
 	session_reply(s, "250 2.0.0 Ok");
+	session_junk_command(s);
 }
 
 static void
@@ -388,6 +390,7 @@ cmd_vrfy(struct smtp_session *s, char *args)
 	}
 	session_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message "
 	    "and attempt delivery");
+	session_junk_command(s);
 }
 
 static void
@@ -404,6 +407,7 @@ cmd_help(struct smtp_session *s, char *args)
 	session_reply(s, "214-2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT "
 	    "RSET NOOP QUIT VRFY HELP");
 	session_reply(s, "214 2.0.0 See RFC 5321");
+	session_junk_command(s);
 }
 
 static void

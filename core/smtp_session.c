@@ -145,6 +145,13 @@ session_client_error(struct smtp_session *s)
 }
 
 void
+session_junk_command(struct smtp_session *s)
+{
+	if (++s->junk > server.conf->limits.junk_commands)
+		session_client_error(s);
+}
+
+void
 tx_free(struct smtp_tx *tx)
 {
 	if (tx == NULL)

@@ -108,6 +108,8 @@ struct smtp_session {
 	int esmtp;
 	char *helo;
 	unsigned errors;
+	unsigned junk;			/* NOOP/RSET/VRFY/HELP since the
+					   last accepted message */
 	unsigned messages;
 	unsigned jobs;			/* async jobs holding this session */
 	struct smtp_tx *tx;
@@ -156,6 +158,9 @@ void	session_reply(struct smtp_session *, const char *fmt, ...)
 	    __attribute__((format(printf, 2, 3)));
 void	session_reply_raw(struct smtp_session *, const char *, size_t);
 void	session_client_error(struct smtp_session *);
+/* session_junk_command - after its reply: past limits.junk_commands since
+ * the last accepted message, each one counts as a client error */
+void	session_junk_command(struct smtp_session *);
 void	session_close(struct smtp_session *, const char *reason);
 void	session_wait(struct smtp_session *);
 void	session_resume(struct smtp_session *);

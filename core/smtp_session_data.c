@@ -450,6 +450,7 @@ commit_done(void *arg)
 		metrics_inc(M_MESSAGES_ACCEPTED, s->listener->name);
 		session_reply(s, "250 2.0.0 Ok: queued as %s", tx->env.id);
 		s->messages++;
+		s->junk = 0;
 	} else {
 		errno = j->err;
 		log_warn("qid=%s session=%016llx event=commit-failed",

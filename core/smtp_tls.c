@@ -164,6 +164,7 @@ smtp_tls_established(struct smtp_session *s)
 	s->tls_bits = c != NULL ? SSL_CIPHER_get_bits(c, &alg) : 0;
 	s->subj.tls_version = s->tls_version;
 	s->subj.tls_cipher = s->tls_cipher;
+	s->subj.tls_bits = (unsigned)s->tls_bits;
 	metrics_inc(M_TLS_HANDSHAKES, "inbound", "ok");
 	log_info("session=%016llx event=tls version=%s cipher=%s bits=%d",
 	    SID(s), s->tls_version, s->tls_cipher, s->tls_bits);

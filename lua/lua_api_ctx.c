@@ -60,6 +60,7 @@ static const struct {
 	{ "listener", "listener" }, { "client_addr", "client.addr" },
 	{ "client_rdns", "client.rdns" }, { "helo", "helo" },
 	{ "tls_version", "tls.version" }, { "tls_cipher", "tls.cipher" },
+	{ "tls_bits", "tls.bits" },
 	{ "auth_user", "auth.user" }, { "auth_mechanism", "auth.mechanism" },
 	{ "auth_password", "auth.password" }, { "auth_result", "auth.result" }, { "qid", "qid" }, { "sender", "sender" },
 	{ "rcpt", "rcpt" }, { "rcpt_notify", "rcpt.notify" },

@@ -125,7 +125,7 @@ typedef void (*sluice_kv_cb)(struct sluice_call *, int ok,
  *   client.addr       client IP address          client.port
  *   client.rdns       reverse DNS name, or "unknown"
  *   helo              HELO/EHLO argument
- *   tls.version       tls.cipher
+ *   tls.version       tls.cipher      tls.bits (the cipher's strength)
  *   auth.user         the authenticated user (auth stage: the one trying)
  *   auth.mechanism    "PLAIN" or "LOGIN"
  *   auth.password     auth.result   auth stage only: the password tried;

@@ -90,6 +90,7 @@ def test_unknown_key_in_flow_mapping(tmp_path):
     ("limits", "{message_size: 12Q}"),
     ("limits", "{message_size: 1.5.3M}"),
     ("limits", "{recipients: many}"),
+    ("limits", "{junk_commands: 0}"),
 ])
 def test_bad_values(tmp_path, key, value):
     """Bad duration/size/number values fail with FILE:LINE:COL."""

@@ -302,6 +302,31 @@ def test_error_limit(make_server):
     assert c.closed(3)
 
 
+def test_junk_command_limit(make_server):
+    """NOOP, RSET, VRFY and HELP are free up to junk_commands since the
+    last accepted message; past it each one counts as an error, so a
+    session kept open with NOOPs ends with 421 4.7.0 once errors is
+    reached. An accepted message starts the count again."""
+    srv = make_server({"limits": {"junk_commands": 4, "errors": 3}})
+    c = srv.raw()
+    ehlo(c)
+    for cmd in ("NOOP", "RSET", "VRFY alice", "HELP"):
+        assert c.cmd(cmd)[0] in (250, 252, 214)
+    start_tx(c, do_ehlo=False)          # MAIL and RCPT are not junk
+    queued_id(send_data(c, (message() + ".\r\n").encode()))
+    for _ in range(4):                  # the count starts again
+        check(c.cmd("NOOP"), 250, "2.0.0")
+    check(c.cmd("NOOP"), 250, "2.0.0")  # 5th: error 1
+    check(c.cmd("NOOP"), 250, "2.0.0")  # error 2
+    c.send(b"NOOP\r\n")                # error 3: its reply, then 421
+    check(c.reply(), 250, "2.0.0")
+    check(c.reply(), 421, "4.7.0")
+    assert c.closed(3)
+    d = srv.raw()                       # the server keeps serving
+    ehlo(d)
+    check(d.cmd("NOOP"), 250, "2.0.0")
+
+
 def test_nul_in_command(server):
     """A NUL byte in a command line gets 500 5.5.2; the session continues."""
     c = server.raw()

@@ -62,6 +62,9 @@ function f.message(ctx)
   elseif s == "rcpts" then
     ctx:add_rcpt("bob@example.test")
     ctx:del_rcpt("alice@example.test")
+  elseif s == "tls" then
+    ctx:add_header("X-TLS", table.concat({ctx.tls_version or "none",
+      ctx.tls_cipher or "none", ctx.tls_bits or "none"}, "|"))
   elseif s == "facts" then
     ctx:add_header("X-Facts", table.concat({ctx.client_addr,
       ctx.client_rdns, ctx.helo, ctx.sender, ctx.qid, #ctx.rcpts,
@@ -265,6 +268,24 @@ check(eom_check(MT_HDRADD, "X-Facts",
     assert ('qid=RCPTQID1 ' in log and 'event=reject stage=rcpt filter=main '
             'reply="550 5.1.1 nobody lives here"' in log), log[-3000:]
     assert 'reply="452 4.2.2 mailbox busy"' in log
+
+
+def test_tls_macros_reach_the_filters(msluice, tmp_path):
+    """The MTA's {tls_version}, {cipher} and {cipher_bits} (sent with
+    HELO) become the filters' tls_version, tls_cipher and tls_bits; a
+    HELO without them (a plaintext session) leaves them unset."""
+    miltertest(msluice, tmp_path, r"""
+expect(simple("tls"), SMFIR_CONTINUE, "eom plain")
+check(eom_check(MT_HDRADD, "X-TLS", " none|none|none"),
+  "X-TLS plain: " .. tostring(mt.getheader(conn, "X-TLS", 0)))
+mt.macro(conn, SMFIC_HELO, "{tls_version}", "TLSv1.3",
+  "{cipher}", "TLS_AES_256_GCM_SHA384", "{cipher_bits}", "256")
+check(mt.helo(conn, "helo.example.net") == nil, "helo with TLS")
+expect(mt.getreply(conn), SMFIR_CONTINUE, "helo with TLS")
+expect(simple("tls"), SMFIR_CONTINUE, "eom tls")
+check(eom_check(MT_HDRADD, "X-TLS", " TLSv1.3|TLS_AES_256_GCM_SHA384|256"),
+  "X-TLS: " .. tostring(mt.getheader(conn, "X-TLS", 0)))
+""")
 
 
 def test_header_add(msluice, tmp_path):

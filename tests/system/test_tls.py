@@ -314,7 +314,7 @@ def test_filters_see_tls_version_and_cipher(make_server, pki, cert,
         "local f = {}\n"
         "function f.mail(ctx)\n"
         "  ctx:tag('tls', (ctx.tls_version or 'none') .. ' ' ..\n"
-        "      (ctx.tls_cipher or 'none'))\n"
+        "      (ctx.tls_cipher or 'none') .. ' ' .. (ctx.tls_bits or 'none'))\n"
         "end\n"
         "function f.message(ctx)\n"
         "  ctx:add_header('X-TLS', ctx:tag('tls'))\n"
@@ -325,21 +325,24 @@ def test_filters_see_tls_version_and_cipher(make_server, pki, cert,
     send_one(c)                                  # in clear first
     starttls(c, pki)
     version, cipher = c.sock.version(), c.sock.cipher()[0]
+    bits = c.sock.cipher()[2]
     send_one(c)
     c.quit()
     mails = srv.wait_mail("alice", count=2)
     heads = sorted(m.decode().split("X-TLS: ")[1].split("\n")[0]
                    for m in mails)
-    assert heads == sorted(["none none", f"{version} {cipher}"])
+    assert heads == sorted(["none none none", f"{version} {cipher} {bits}"])
 
 
 def test_milter_macros_carry_tls(make_server, pki, cert, milters):
-    m = milters.scripted({"macros": ["{tls_version}", "{cipher}"]})
+    m = milters.scripted({"macros": ["{tls_version}", "{cipher}",
+                                     "{cipher_bits}"]})
     srv = mx_server(make_server, cert,
                     pipeline=[{"milter": m.spec, "name": "m0"}])
     c = client(srv, pki)
     starttls(c, pki)
     version, cipher = c.sock.version(), c.sock.cipher()[0]
+    bits = c.sock.cipher()[2]
     send_one(c)
     c.quit()
     m.wait_event("close", count=2)
@@ -349,6 +352,7 @@ def test_milter_macros_carry_tls(make_server, pki, cert, milters):
     assert helos[0]["macros"].get("{tls_version}") is None
     assert helos[-1]["macros"]["{tls_version}"] == version
     assert helos[-1]["macros"]["{cipher}"] == cipher
+    assert helos[-1]["macros"]["{cipher_bits}"] == str(bits)
 
 
 def test_swaks_starttls_and_implicit(make_server, pki, cert):
