@@ -60,30 +60,45 @@ make_name(char *name, size_t len)
 	    (unsigned long long)r);
 }
 
-/* write_head - the magic, the envelope and the empty line */
+/* write_item - "K value\n"; nothing for a NULL value */
 static int
-write_head(int fd, const char *sender, char *const *rcpts, size_t nrcpts)
+write_item(int fd, char key, const char *value)
 {
 	char *line;
 	int rv;
 
-	if (write_all(fd, MAILDROP_MAGIC, strlen(MAILDROP_MAGIC)) == -1)
-		return -1;
-	xasprintf(&line, "S %s\n", sender);
+	if (value == NULL)
+		return 0;
+	xasprintf(&line, "%c %s\n", key, value);
 	rv = write_all(fd, line, strlen(line));
 	free(line);
-	for (size_t i = 0; rv == 0 && i < nrcpts; i++) {
-		xasprintf(&line, "R %s\n", rcpts[i]);
-		rv = write_all(fd, line, strlen(line));
-		free(line);
-	}
+	return rv;
+}
+
+/* write_head - the magic, the envelope and the empty line */
+static int
+write_head(int fd, const char *sender, char *const *rcpts, size_t nrcpts,
+    const struct maildrop_dsn *dsn)
+{
+	int rv;
+
+	if (write_all(fd, MAILDROP_MAGIC, strlen(MAILDROP_MAGIC)) == -1)
+		return -1;
+	rv = write_item(fd, 'S', sender);
+	for (size_t i = 0; rv == 0 && i < nrcpts; i++)
+		rv = write_item(fd, 'R', rcpts[i]);
+	if (rv == 0 && dsn != NULL &&
+	    (write_item(fd, 'N', dsn->notify) == -1 ||
+	    write_item(fd, 'T', dsn->ret) == -1 ||
+	    write_item(fd, 'V', dsn->envid) == -1))
+		rv = -1;
 	return rv == 0 ? write_all(fd, "\n", 1) : -1;
 }
 
 int
 maildrop_write(const char *dir, const char *sender, char *const *rcpts,
-    size_t nrcpts, const char *msg, size_t len, char *name, size_t namelen,
-    char *err, size_t errlen)
+    size_t nrcpts, const struct maildrop_dsn *dsn, const char *msg, size_t len,
+    char *name, size_t namelen, char *err, size_t errlen)
 {
 	char *tmp = NULL, *path = NULL;
 	int fd = -1, saved;
@@ -97,7 +112,7 @@ maildrop_write(const char *dir, const char *sender, char *const *rcpts,
 		goto fail;
 	}
 	(void)fchmod(fd, 0644);		/* whatever the umask */
-	if (write_head(fd, sender, rcpts, nrcpts) == -1 ||
+	if (write_head(fd, sender, rcpts, nrcpts, dsn) == -1 ||
 	    write_all(fd, msg, len) == -1 || fsync(fd) == -1) {
 		fail(err, errlen, "cannot write", tmp);
 		goto fail;
@@ -134,6 +149,26 @@ fail:
 	return -1;
 }
 
+/*
+ * dsn_item - an N, T or V line: a word of printable ASCII (sluiced's
+ * session checks the value itself); -1 for anything else
+ */
+static int
+dsn_item(struct maildrop_msg *m, char *p)
+{
+	char **slot = p[0] == 'N' ? &m->notify : p[0] == 'T' ? &m->ret :
+	    p[0] == 'V' ? &m->envid : NULL;
+
+	if (slot == NULL || *slot != NULL || p[1] != ' ' || p[2] == '\0' ||
+	    strlen(p + 2) > 200)
+		return -1;
+	for (const char *q = p + 2; *q; q++)
+		if (*q < 0x21 || *q > 0x7e)
+			return -1;
+	*slot = p + 2;
+	return 0;
+}
+
 int
 maildrop_parse(char *buf, size_t len, struct maildrop_msg *m,
     char *err, size_t errlen)
@@ -164,7 +199,7 @@ maildrop_parse(char *buf, size_t len, struct maildrop_msg *m,
 				    sizeof(*m->rcpts));
 			}
 			m->rcpts[m->nrcpts++] = p + 2;
-		} else {
+		} else if (dsn_item(m, p) == -1) {
 			snprintf(err, errlen, "bad envelope line");
 			return -1;
 		}

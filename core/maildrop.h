@@ -10,6 +10,9 @@
  *   SLUICE-MAILDROP 1
  *   S sender            (empty for the null sender <>)
  *   R recipient         (one line each, at least one)
+ *   N notify            optional, DSN requests (sendmail -N -R -V) as
+ *   T ret               the values of NOTIFY= (every recipient), RET=
+ *   V envid             and ENVID= (xtext); sluiced checks them again
  *   (empty line)
  *   the message, every line ending in CRLF, not dot-stuffed
  * Names: "<16 hex: microseconds>.<8 hex: pid>.<16 hex: random>"; a file
@@ -27,8 +30,14 @@
 #define MAILDROP_MAGIC	"SLUICE-MAILDROP 1\n"
 #define MAILDROP_NAME_MAX	64
 
+/* DSN requests of a submission: ESMTP parameter values, NULL if none */
+struct maildrop_dsn {
+	const char *notify, *ret, *envid;
+};
+
 struct maildrop_msg {
 	char *sender;		/* "" for <> */
+	char *notify, *ret, *envid;	/* NULL when not given */
 	char **rcpts;
 	size_t nrcpts;
 	char *data;		/* the message (CRLF lines) */
@@ -41,7 +50,8 @@ char	*maildrop_dir(const char *spool);
 /* maildrop_is_name - d_name is a complete maildrop file (not .tmp.*) */
 int	 maildrop_is_name(const char *);
 int	 maildrop_write(const char *dir, const char *sender,
-	    char *const *rcpts, size_t nrcpts, const char *msg, size_t len,
+	    char *const *rcpts, size_t nrcpts, const struct maildrop_dsn *,
+	    const char *msg, size_t len,
 	    char *name, size_t namelen, char *err, size_t errlen);
 /* maildrop_parse - buf (len bytes, NUL-terminated, taken over) */
 int	 maildrop_parse(char *buf, size_t len, struct maildrop_msg *,

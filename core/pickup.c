@@ -194,7 +194,9 @@ send_rcpts(struct pk_conn *c, const struct maildrop_msg *m, const char *name,
 
 	*temp = 0;
 	for (size_t i = 0; i < m->nrcpts; i++) {
-		if ((code = pk_cmd(c, "RCPT TO:<%s>", m->rcpts[i])) == -1)
+		if ((code = pk_cmd(c, "RCPT TO:<%s>%s%s", m->rcpts[i],
+		    m->notify ? " NOTIFY=" : "", m->notify ? m->notify : "")) ==
+		    -1)
 			return -1;
 		if (code / 100 == 2)
 			ok++;
@@ -248,9 +250,11 @@ submit(struct pk_conn *c, const struct maildrop_msg *m, const char *name,
 
 	for (size_t i = 0; i < m->nrcpts; i++)
 		utf8 |= !str_is_ascii(m->rcpts[i]);
-	code = pk_cmd(c, "MAIL FROM:<%s>%s%s", m->sender,
+	code = pk_cmd(c, "MAIL FROM:<%s>%s%s%s%s%s%s", m->sender,
 	    mem_has_8bit(m->data, m->len) ? " BODY=8BITMIME" : "",
-	    utf8 ? " SMTPUTF8" : "");
+	    utf8 ? " SMTPUTF8" : "", m->ret ? " RET=" : "",
+	    m->ret ? m->ret : "", m->envid ? " ENVID=" : "",
+	    m->envid ? m->envid : "");
 	if (code / 100 != 2)
 		goto refused;
 	if ((ok = send_rcpts(c, m, name, &temp, &why)) == -1) {

@@ -103,8 +103,8 @@ mail_mode(const struct sm_opts *o, const struct sm_env *env)
 		    "none in To:, Cc: or Bcc:");
 		goto out;
 	}
-	rv = sm_drop(env, sender, &rcpts, msg, len, name, sizeof(name), err,
-	    sizeof(err));
+	rv = sm_drop(env, sender, &rcpts, &o->dsn, msg, len, name,
+	    sizeof(name), err, sizeof(err));
 out:
 	if (rv != 0)
 		die(rv, "%s", err);

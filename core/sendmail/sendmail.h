@@ -2,7 +2,7 @@
  * sendmail.h - sluice-sendmail, the sendmail-compatible injector
  *
  * Files: sendmail.c (main: configuration, the two modes, exit codes),
- * sm_opts.c (the command line), sm_input.c (the message from stdin: dot
+ * sm_opts.c (the command line), sm_dsn.c (its DSN options), sm_input.c (the message from stdin: dot
  * handling, CRLF, limits), sm_header.c (the header: -t recipients, Bcc
  * removal, From/Date/Message-ID when missing), sm_addr.c (address lists
  * in header fields, recipient lists), sm_smtp.c (-bs: SMTP on stdin and
@@ -25,6 +25,16 @@ enum sm_mode {
 	SM_MODE_NOOP,		/* -bi (newaliases): nothing to do */
 };
 
+/* DSN requests (-N, -R, -V) as ESMTP parameter values; "" = not given */
+struct sm_dsn {
+	char notify[32];	/* NOTIFY=: "NEVER" or "SUCCESS,DELAY,FAILURE" */
+	char ret[5];		/* RET=: "FULL" or "HDRS" */
+	char envid[101];	/* ENVID=: xtext, RFC 3461's 100 at most */
+};
+/* sm_dsn_option - -N, -R or -V with value v into d; 0 or EX_USAGE */
+int	sm_dsn_option(struct sm_dsn *d, char opt, const char *v, char *err,
+	    size_t errlen);
+
 struct sm_opts {
 	enum sm_mode mode;
 	int extract;		/* -t: recipients from the header */
@@ -32,6 +42,7 @@ struct sm_opts {
 	const char *sender;	/* -f / -r, NULL: user@hostname */
 	const char *fullname;	/* -F, for a From: we add */
 	const char *config;	/* -C / -c, NULL: compiled-in default */
+	struct sm_dsn dsn;	/* -N, -R, -V */
 	char **rcpts;		/* the operands (argv entries) */
 	int nrcpts;
 };
@@ -103,9 +114,11 @@ struct sm_env {
 };
 int	sm_smtp(FILE *in, FILE *out, const struct sm_env *);
 
-/* sm_drop.c: one message into the maildrop; 0 or a sysexits code */
+/* sm_drop.c: one message into the maildrop; 0 or a sysexits code;
+   dsn may be NULL */
 int	sm_drop(const struct sm_env *, const char *sender,
-	    const struct sm_rcpts *, const char *msg, size_t len,
-	    char *name, size_t namelen, char *err, size_t errlen);
+	    const struct sm_rcpts *, const struct sm_dsn *dsn,
+	    const char *msg, size_t len, char *name, size_t namelen,
+	    char *err, size_t errlen);
 
 #endif

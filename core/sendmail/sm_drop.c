@@ -15,15 +15,22 @@
 
 int
 sm_drop(const struct sm_env *env, const char *sender,
-    const struct sm_rcpts *rcpts, const char *msg, size_t len, char *name,
-    size_t namelen, char *err, size_t errlen)
+    const struct sm_rcpts *rcpts, const struct sm_dsn *dsn, const char *msg,
+    size_t len, char *name, size_t namelen, char *err, size_t errlen)
 {
+	struct maildrop_dsn md = { 0 };
+
 	if (rcpts->n == 0) {
 		snprintf(err, errlen, "no recipients");
 		return EX_USAGE;
 	}
-	if (maildrop_write(env->maildrop, sender, rcpts->v, rcpts->n, msg, len,
-	    name, namelen, err, errlen) == 0)
+	if (dsn != NULL) {
+		md.notify = dsn->notify[0] ? dsn->notify : NULL;
+		md.ret = dsn->ret[0] ? dsn->ret : NULL;
+		md.envid = dsn->envid[0] ? dsn->envid : NULL;
+	}
+	if (maildrop_write(env->maildrop, sender, rcpts->v, rcpts->n, &md, msg,
+	    len, name, namelen, err, errlen) == 0)
 		return 0;
 	return errno == ENOSPC || errno == EDQUOT || errno == EIO ?
 	    EX_TEMPFAIL : EX_CANTCREAT;

@@ -6,8 +6,8 @@
  * -f user@x); "--" or the first operand ends them. The operands are
  * recipients. Options of sendmail that have no meaning here but that
  * PHP, cron and friends pass are accepted quietly: -oi is -i; -od*, -oe*,
- * -om, -o* in general; -v, -m, -n, -U, -G; -N, -R, -V, -B, -h, -L, -O,
- * -X with their values. Modes that sluice-sendmail cannot serve (-bp,
+ * -om, -o* in general; -v, -m, -n, -U, -G; -B, -h, -L, -O, -X with their
+ * values. The DSN options -N, -R and -V are checked and kept (sm_dsn.c). Modes that sluice-sendmail cannot serve (-bp,
  * -bd, -bt, -bv, -q...) are usage errors naming what to use instead.
  */
 #include <stdio.h>
@@ -45,9 +45,9 @@ set_mode(struct sm_opts *o, const char *m, char *err, size_t errlen)
 	return 0;
 }
 
-/* with_value - option letter c got its value v */
-static void
-with_value(struct sm_opts *o, char c, const char *v)
+/* with_value - option letter c got its value v; 0 or EX_USAGE */
+static int
+with_value(struct sm_opts *o, char c, const char *v, char *err, size_t errlen)
 {
 	switch (c) {
 	case 'f':
@@ -61,9 +61,14 @@ with_value(struct sm_opts *o, char c, const char *v)
 	case 'c':
 		o->config = v;
 		break;
+	case 'N':
+	case 'R':
+	case 'V':
+		return sm_dsn_option(&o->dsn, c, v, err, errlen);
 	default:
-		break;			/* -N -R -V -B -h -L -O -X: ignored */
+		break;			/* -B -h -L -O -X: ignored */
 	}
+	return 0;
 }
 
 /* one_arg - the option word argv[*i]; may take argv[*i + 1] */
@@ -90,13 +95,13 @@ one_arg(struct sm_opts *o, int argc, char **argv, int *i, char *err,
 			    a);
 		if (strchr(WITH_VALUE, c) != NULL) {
 			if (a[k + 1] != '\0')
-				with_value(o, c, a + k + 1);
-			else if (*i + 1 < argc)
-				with_value(o, c, argv[++*i]);
-			else
-				return usage_err(err, errlen,
-				    "option %s needs a value", a);
-			return 0;
+				return with_value(o, c, a + k + 1, err,
+				    errlen);
+			if (*i + 1 < argc)
+				return with_value(o, c, argv[++*i], err,
+				    errlen);
+			return usage_err(err, errlen,
+			    "option %s needs a value", a);
 		}
 		if (c == 't')
 			o->extract = 1;

@@ -178,8 +178,8 @@ cmd_data(FILE *in, FILE *out, struct sm_tx *tx, const struct sm_env *env)
 		    "552 5.3.4" : "550 5.6.0", err);
 	else if (sm_header_fix(&msg, &len, &hx, NULL, err, sizeof(err)) != 0)
 		reply(out, "550 5.6.0 Error: %s", err);
-	else if ((rv = sm_drop(env, tx->sender, &tx->rcpts, msg, len, name,
-	    sizeof(name), err, sizeof(err))) != 0)
+	else if ((rv = sm_drop(env, tx->sender, &tx->rcpts, NULL, msg, len,
+	    name, sizeof(name), err, sizeof(err))) != 0)
 		reply(out, "451 4.3.0 Error: %s", err);
 	else
 		reply(out, "250 2.0.0 Ok: queued in the maildrop as %s", name);

@@ -122,6 +122,42 @@ def test_ignored_options_php_and_cron_pass(server):
     server.wait_mail("alice")
 
 
+
+def test_dsn_options_reach_the_envelope(server):
+    """-N, -R and -V become NOTIFY=, RET= and ENVID= of the pickup's
+    submission: with -N success the sender gets a success notice carrying
+    the envelope id (xtext) and, with -R hdrs, only the header back."""
+    r = sendmail(server, ["-f", "bob@example.test", "-N", "success",
+                          "-R", "hdrs", "-V", "job+42", "alice@example.test"],
+                 "Subject: dsn\n\nbody text not returned\n")
+    assert r.returncode == 0, r.stderr
+    server.wait_mail("alice")
+    [dsn] = server.wait_mail("bob")
+    text = lf(dsn).decode()
+    assert "Original-Envelope-Id: job+2B42" in text, text
+    assert "Action: delivered" in text, text
+    assert "text/rfc822-headers" in text and "Subject: dsn" in text, text
+    assert "body text not returned" not in text, text
+
+
+def test_dsn_options_stored_with_the_message(server):
+    """-N never -R full -V id are recorded in the queued envelope (alice's
+    Maildir is blocked so the message stays in queue/; notify bit
+    NEVER=1)."""
+    d = os.path.join(server.tmp, "mail", "example.test")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "alice"), "w") as f:
+        f.write("not a directory\n")
+    r = sendmail(server, ["-N", "never", "-R", "full", "-V", "id=7",
+                          "alice@example.test"], "Subject: n\n\nx\n")
+    assert r.returncode == 0, r.stderr
+    [qid] = helpers.wait_for(lambda: server.queued_ids(), timeout=5,
+                             msg="the message in queue/")
+    recs = helpers.envelope_records(server.queue_file(qid))
+    assert recs["ret"] == [["FULL"]], recs
+    assert recs["envid"] == [["id+3D7"]], recs
+    assert recs["rcpt"][0][:2] == ["alice@example.test", "1"], recs
+
 def test_line_ends_and_dots_survive(server):
     """CRLF, bare LF and a line starting with a dot, with -i: the pickup
     dot-stuffs, the session unstuffs."""
@@ -171,12 +207,17 @@ def test_bs_refuses_bad_commands(server):
      65, "message larger than 1048576 bytes"),
     (["-Z", "alice@example.test"], "", 64, "unknown option -Z"),
     (["-f"], "", 64, "option -f needs a value"),
+    (["-N", "sometimes", "alice@example.test"], "x\n", 64,
+     "bad -N value 'sometimes'"),
+    (["-R", "body", "alice@example.test"], "x\n", 64, "hdrs or full"),
+    (["-V", "a b", "alice@example.test"], "x\n", 64, "bad -V value"),
     (["-f", "no spaces@x.test", "alice@example.test"], "x\n", 65,
      "malformed address"),
     (["-bp"], "", 64, "sluicectl list"),
     (["-q"], "", 64, "not supported"),
 ], ids=["no-rcpt", "bad-addr", "t-no-rcpt", "t-bad-addr", "nul",
-        "long-line", "too-big", "unknown-opt", "f-no-value", "bad-sender",
+        "long-line", "too-big", "unknown-opt", "f-no-value", "N-bad",
+        "R-bad", "V-bad", "bad-sender",
         "bp", "q"])
 def test_bad_input_refused(server, args, data, code, text):
     r = sendmail(server, args, data)

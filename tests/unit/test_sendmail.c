@@ -83,6 +83,9 @@ test_opts_ignored_and_end(void **state)
 	    "hdrs", "-V", "envid", "-Bbody", "-h", "3", "-U", "--", "-x@y.test",
 	    NULL), 0);
 	assert_false(o.ignore_dots);
+	assert_string_equal(o.dsn.notify, "NEVER");	/* kept for the DSN */
+	assert_string_equal(o.dsn.ret, "HDRS");
+	assert_string_equal(o.dsn.envid, "envid");
 	assert_int_equal(o.nrcpts, 1);
 	assert_string_equal(o.rcpts[0], "-x@y.test");
 	/* the first operand ends the options */
@@ -106,6 +109,47 @@ test_opts_errors(void **state)
 	assert_int_equal(parse(&o, "-bd", NULL), EX_USAGE);
 	assert_int_equal(parse(&o, "-b", NULL), EX_USAGE);
 	assert_int_equal(parse(&o, "-q30m", NULL), EX_USAGE);
+}
+
+static void
+test_opts_dsn(void **state)
+{
+	struct sm_opts o;
+	char big[120];
+
+	(void)state;
+	assert_int_equal(parse(&o, "a@x.test", NULL), 0);
+	assert_string_equal(o.dsn.notify, "");		/* none given */
+	assert_string_equal(o.dsn.ret, "");
+	assert_string_equal(o.dsn.envid, "");
+	/* any order and case, put in RFC 3461's order, uppercase */
+	assert_int_equal(parse(&o, "-Nfailure,Success", "-R", "FULL",
+	    "-Vq+1=x", NULL), 0);
+	assert_string_equal(o.dsn.notify, "SUCCESS,FAILURE");
+	assert_string_equal(o.dsn.ret, "FULL");
+	assert_string_equal(o.dsn.envid, "q+2B1+3Dx");	/* xtext */
+	assert_int_equal(parse(&o, "-N", "delay", NULL), 0);
+	assert_string_equal(o.dsn.notify, "DELAY");
+
+	assert_int_equal(parse(&o, "-N", "never,success", NULL), EX_USAGE);
+	assert_non_null(strstr(err, "never stands alone"));
+	assert_int_equal(parse(&o, "-N", "sometimes", NULL), EX_USAGE);
+	assert_non_null(strstr(err, "bad -N value 'sometimes'"));
+	assert_int_equal(parse(&o, "-N", "success,", NULL), EX_USAGE);
+	assert_int_equal(parse(&o, "-R", "body", NULL), EX_USAGE);
+	assert_non_null(strstr(err, "hdrs or full"));
+	assert_int_equal(parse(&o, "-V", "has space", NULL), EX_USAGE);
+	assert_int_equal(parse(&o, "-V", "", NULL), EX_USAGE);
+	memset(big, 'e', 100);
+	big[100] = '\0';
+	assert_int_equal(parse(&o, "-V", big, NULL), 0);	/* 100: fits */
+	big[100] = 'e';
+	big[101] = '\0';
+	assert_int_equal(parse(&o, "-V", big, NULL), EX_USAGE);
+	assert_non_null(strstr(err, "at most 100"));
+	memset(big, '+', 34);				/* 102 as xtext */
+	big[34] = '\0';
+	assert_int_equal(parse(&o, "-V", big, NULL), EX_USAGE);
 }
 
 static void
@@ -301,6 +345,26 @@ test_maildrop_format(void **state)
 	assert_string_equal(m.rcpts[1], "b@y.test");
 	assert_int_equal(m.len, 5);
 	assert_memory_equal(m.data, "msg\r\n", 5);
+	assert_null(m.notify);
+	assert_null(m.ret);
+	assert_null(m.envid);
+	maildrop_msg_clear(&m);
+
+	copy = strdup(MAILDROP_MAGIC "S a@x\nR b@y\nN SUCCESS,DELAY\nT HDRS\n"
+	    "V id+2B1\n\nmsg");
+	assert_int_equal(maildrop_parse(copy, strlen(copy), &m, err,
+	    sizeof(err)), 0);
+	assert_string_equal(m.notify, "SUCCESS,DELAY");
+	assert_string_equal(m.ret, "HDRS");
+	assert_string_equal(m.envid, "id+2B1");
+	maildrop_msg_clear(&m);
+	copy = strdup(MAILDROP_MAGIC "S a@x\nR b@y\nN NEVER\nN NEVER\n\nm");
+	assert_int_equal(maildrop_parse(copy, strlen(copy), &m, err,
+	    sizeof(err)), -1);			/* twice */
+	maildrop_msg_clear(&m);
+	copy = strdup(MAILDROP_MAGIC "S a@x\nR b@y\nV a b\n\nm");
+	assert_int_equal(maildrop_parse(copy, strlen(copy), &m, err,
+	    sizeof(err)), -1);			/* a space */
 	maildrop_msg_clear(&m);
 
 	copy = strdup(MAILDROP_MAGIC "S a@x\n\nmsg");
@@ -325,6 +389,7 @@ main(void)
 		cmocka_unit_test(test_opts_basic),
 		cmocka_unit_test(test_opts_ignored_and_end),
 		cmocka_unit_test(test_opts_errors),
+		cmocka_unit_test(test_opts_dsn),
 		cmocka_unit_test(test_addr_lists),
 		cmocka_unit_test(test_read_message),
 		cmocka_unit_test(test_header),
