@@ -267,14 +267,15 @@ gone_on_loop(void *arg)
 }
 
 void
-attempt_start(const char *id, int bounce_now, attempt_done_fn done,
+attempt_start(const char *id, unsigned flags, attempt_done_fn done,
     void *arg)
 {
 	struct attempt *a = xcalloc(1, sizeof(*a));
 	char err[512];
 
 	strlcpy_s(a->id, id, sizeof(a->id));
-	a->bounce_now = bounce_now;
+	a->bounce_now = (flags & ATTEMPT_BOUNCE_NOW) != 0;
+	a->first = (flags & ATTEMPT_FIRST) != 0;
 	a->done = done;
 	a->arg = arg;
 	a->m.fd = -1;
@@ -287,7 +288,9 @@ attempt_start(const char *id, int bounce_now, attempt_done_fn done,
 		return;
 	}
 	a->n = a->m.env.nrcpts;
-	if (qstatus_load(id, a->n, &a->st) == -1) {
+	if (a->first)		/* nothing on disk yet: not even a failed open */
+		qstatus_init(&a->st, a->n);
+	else if (qstatus_load(id, a->n, &a->st) == -1) {
 		log_warn("qid=%s event=status-unreadable", id);
 		qstatus_clear(&a->st);
 		qstatus_init(&a->st, a->n);

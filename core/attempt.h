@@ -35,8 +35,11 @@ struct attempt_report {
 
 typedef void (*attempt_done_fn)(void *arg, const struct attempt_report *);
 
-/* attempt_start - bounce_now: every pending recipient fails at once */
-void	attempt_start(const char *id, int bounce_now, attempt_done_fn,
+#define ATTEMPT_BOUNCE_NOW	0x1	/* every pending recipient fails */
+#define ATTEMPT_FIRST		0x2	/* just queued, never tried: it has
+					   no status file to read or remove */
+/* attempt_start - flags: ATTEMPT_* */
+void	attempt_start(const char *id, unsigned flags, attempt_done_fn,
 	    void *arg);
 /* attempt_stopping - from now on, finished attempts record nothing */
 void	attempt_stopping(void);

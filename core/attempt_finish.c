@@ -215,7 +215,8 @@ finish_work(void *arg)
 		return;
 	}
 	a->rep.outcome = ATTEMPT_DONE;
-	if (queue_remove(a->id) == -1) {
+	if ((a->first ? queue_remove_message(a->id) : queue_remove(a->id)) ==
+	    -1) {
 		log_warn("qid=%s event=remove-failed", a->id);
 		a->rep.outcome = ATTEMPT_DEFERRED;
 		a->rep.next = (uint64_t)time(NULL) + server.conf->retry.first;

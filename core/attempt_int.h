@@ -18,6 +18,7 @@ struct bounce_rcpt;
 struct attempt {
 	char id[QID_LEN + 1];
 	int bounce_now;
+	int first;			/* ATTEMPT_FIRST: no status file yet */
 	attempt_done_fn done;
 	void *arg;
 	struct qmsg m;

@@ -205,6 +205,21 @@ publish(int fd, int unnamed, const char *tmp, const char *new)
 	return -1;
 }
 
+/* my_pid - getpid() once: a Maildir name per message need not cost a
+   system call (sluiced never forks after start) */
+static int
+my_pid(void)
+{
+	static _Atomic int pid;
+	int p = atomic_load_explicit(&pid, memory_order_relaxed);
+
+	if (p == 0) {
+		p = (int)getpid();
+		atomic_store_explicit(&pid, p, memory_order_relaxed);
+	}
+	return p;
+}
+
 void
 maildir_deliver(struct delivery *d)
 {
@@ -219,7 +234,7 @@ maildir_deliver(struct delivery *d)
 	int hlen = xasprintf(&hdr, "Return-Path: <%s>\nDelivered-To: %s\n",
 	    e->sender, e->rcpts[d->rcpt].addr);
 	snprintf(name, sizeof(name), "%lld.M%06ldP%dQ%u.%s",
-	    (long long)tv.tv_sec, (long)tv.tv_usec, (int)getpid(),
+	    (long long)tv.tv_sec, (long)tv.tv_usec, my_pid(),
 	    atomic_fetch_add(&delivery_seq, 1), host);
 	snprintf(tmp, sizeof(tmp), "%s/tmp/%s", d->mailbox, name);
 	snprintf(newdir, sizeof(newdir), "%s/new", d->mailbox);

@@ -42,6 +42,7 @@ struct qentry {
 	int ready;			/* in the ready FIFO */
 	int running;			/* an attempt runs */
 	int bounce_now;			/* the next attempt bounces */
+	int first;			/* just queued: never attempted */
 	enum after after;		/* what the operator asked meanwhile */
 	struct qentry *next_ready;
 	struct qentry *prev, *next_all;
@@ -235,12 +236,13 @@ dispatch(void)
 
 	while (!qm.stopping && qm.in_flight < QMGR_ACTIVE_MAX &&
 	    (e = ready_pop()) != NULL) {
-		int bounce = e->bounce_now;
+		unsigned flags = (e->bounce_now ? ATTEMPT_BOUNCE_NOW : 0) |
+		    (e->first ? ATTEMPT_FIRST : 0);
 		qm.in_flight++;
 		e->running = 1;
-		e->bounce_now = 0;
+		e->bounce_now = e->first = 0;
 		e->after = AFTER_NOTHING;
-		attempt_start(e->id, bounce, attempt_done, e);
+		attempt_start(e->id, flags, attempt_done, e);
 	}
 }
 
@@ -249,8 +251,11 @@ submit_on_loop(void *arg)
 {
 	char *id = arg;
 
-	if (!qm.stopping)
-		ready_push(entry_new(id));
+	if (!qm.stopping) {
+		struct qentry *e = entry_new(id);
+		e->first = 1;
+		ready_push(e);
+	}
 	free(id);
 	dispatch();
 }

@@ -69,6 +69,7 @@ int	qmsg_open_in(const char *subdir, const char *id, struct qmsg *,
 void	qmsg_close(struct qmsg *);
 
 int	queue_remove(const char *id);	/* message and status */
+int	queue_remove_message(const char *id);	/* one that has no status */
 int	queue_move(const char *id, const char *subdir);	/* from queue/ */
 int	queue_unhold(const char *id);		/* hold/ back to queue/ */
 int	queue_remove_held(const char *id);

@@ -464,12 +464,22 @@ qmsg_close(struct qmsg *m)
 }
 
 int
-queue_remove(const char *id)
+queue_remove_message(const char *id)
 {
 	char path[4096];
 
 	snprintf(path, sizeof(path), "%s/%s", q.queue, id);
 	if (recycle_give(path) == -1 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+int
+queue_remove(const char *id)
+{
+	char path[4096];
+
+	if (queue_remove_message(id) == -1)
 		return -1;
 	snprintf(path, sizeof(path), "%s/%s.st", q.queue, id);
 	if (unlink(path) == -1 && errno != ENOENT)

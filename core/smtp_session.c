@@ -147,6 +147,8 @@ session_client_error(struct smtp_session *s)
 void
 session_junk_command(struct smtp_session *s)
 {
+	if (s->listener->role == ROLE_LOCAL)	/* our own pickup */
+		return;
 	if (++s->junk > server.conf->limits.junk_commands)
 		session_client_error(s);
 }

@@ -102,10 +102,13 @@ def test_pipelined_rset_and_errors(server):
     assert c.pending(0.3) == b""
 
 
-def test_many_pipelined_commands(server):
+def test_many_pipelined_commands(make_server):
     """5000 pipelined RSETs sent before reading any reply all get 250, in
     order (the server copes with a client that reads late). RSET, not NOOP:
-    a NOOP must end its group (RFC 2920)."""
+    a NOOP must end its group (RFC 2920). junk_commands is raised: by
+    default the 101st RSET without a message counts as an error
+    (test_limits.py::test_junk_command_limit)."""
+    server = make_server({"limits": {"junk_commands": 10000}})
     c = server.raw(timeout=20)
     c.send(b"EHLO c.test\r\n")
     c.reply()
