@@ -7,7 +7,8 @@
  *
  * The filters run for real on an event loop of this process: Lua
  * coroutines, DNS queries (the configured servers), plugins. Nothing is
- * queued or delivered.
+ * queued or delivered. Run as root, the process becomes `user:` after
+ * reading the file, and refuses filters as root as sluiced does.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -27,6 +28,7 @@
 #include "loop.h"
 #include "message.h"
 #include "mime.h"
+#include "privs.h"
 #include "server.h"
 #include "smtp_params.h"
 #include "util.h"
@@ -281,6 +283,15 @@ ctl_replay(const char *confpath, int argc, char **argv)
 		free(data);
 		return 2;
 	}
+	/* the filters run as sluiced would run them: as `user:`, never as
+	   root unless allow_root_filters says so */
+	if (privs_filters_check(server.conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "sluicectl: %s\n", err);
+		conf_free(server.conf);
+		free(data);
+		return 2;
+	}
+	privs_drop(server.conf, 0);
 	w.loop = loop_new("replay");
 	w.dns = dns_resolver_new(loop_base(w.loop), &server.conf->dns, err,
 	    sizeof(err));

@@ -19,6 +19,8 @@ from helpers import check, submit_message, wait_for
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 
 NOOP_LUA = os.path.join(REPO, "lua", "filters", "noop.lua")
+TEST_PLUGINS = os.environ.get("SLUICE_TEST_PLUGINS") or os.path.join(
+    REPO, "build", "tests", "plugins")
 REFUSAL = "refusing to run the filters of 'pipeline:' as root"
 
 
@@ -180,3 +182,45 @@ def test_reload_cannot_bring_filters_as_root(make_server):
     assert REFUSAL in srv.run_log()
     c = srv.raw()
     check(c.cmd("EHLO c.test"), 250)
+
+
+
+def test_replay_runs_filters_as_user(make_server, open_dir, nobody):
+    """sluicectl replay run as root reads the .eml as root, then becomes
+    `user:` before it loads the filters: while a plugin takes its time,
+    the process's uids are nobody's. Without user: it refuses to run
+    filters as root, as sluiced does."""
+    ctl = os.path.join(os.path.dirname(SLUICED), "sluicectl")
+    probe = os.path.join(TEST_PLUGINS, "probe.so")
+    eml = os.path.join(open_dir, "m.eml")
+    with open(eml, "w") as f:
+        f.write("Subject: replay\n\nbody\n")
+    os.chmod(eml, 0o600)            # only root may read it
+    srv = make_server(start=False)
+    nobody_config(srv, open_dir, nobody, pipeline=[{
+        "plugin": probe, "args": {"rules": [
+            {"stage": "message", "delay": 1500}]}}])
+    p = subprocess.Popen([ctl, "-c", srv.cfg_path, "replay", "--to",
+                          "alice@example.test", eml],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        uid = str(nobody.pw_uid)
+        seen = wait_for(lambda: [u for u, _, _, _ in status_ids(p.pid)
+                                 if u == [uid] * 4], timeout=10,
+                        msg="sluicectl running as nobody")
+        assert seen
+        out, err = p.communicate(timeout=30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    assert p.returncode == 0, out + err
+    assert "result: accepted" in out, out
+    assert f"event=init user=nobody uid={uid}" in err, err
+    srv.cfg.pop("user")
+    srv.write_config()
+    r = subprocess.run([ctl, "-c", srv.cfg_path, "replay", "--to",
+                        "alice@example.test", eml], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2 and REFUSAL in r.stderr, r.stdout + r.stderr
