@@ -109,6 +109,8 @@ mm_conn_free(SMFICTX *ctx, struct mconn *c)
 	free(c->listener);
 	free(c->tls_version);
 	free(c->tls_cipher);
+	free(c->auth_user);
+	free(c->auth_mech);
 	pipeline_unref(c->pipeline);
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
@@ -199,6 +201,8 @@ subject_refresh(struct mconn *c)
 	f->tls_version = c->tls_version;
 	f->tls_cipher = c->tls_cipher;
 	f->tls_bits = c->tls_bits;
+	f->auth_user = c->auth_user;
+	f->auth_mech = c->auth_user ? c->auth_mech : NULL;
 	f->env = c->in_tx ? &c->env : NULL;
 	f->mp = c->in_tx ? &c->mp : NULL;
 	f->rcpt = c->in_tx ? c->rcpt : NULL;

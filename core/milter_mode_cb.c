@@ -190,6 +190,10 @@ on_envfrom(SMFICTX *ctx, char **argv)
 	if (c == NULL)
 		return SMFIS_CONTINUE;
 	mm_tx_drop(c);
+	free(c->auth_user);		/* Postfix: with MAIL, once AUTH is done */
+	free(c->auth_mech);
+	c->auth_user = symval(ctx, "{auth_authen}");
+	c->auth_mech = symval(ctx, "{auth_type}");
 	args = params(argv, known);
 	if (smtp_params_mail(args, &c->mp) != NULL)
 		memset(&c->mp, 0, sizeof(c->mp));	/* the MTA's business */

@@ -53,6 +53,7 @@ struct mconn {
 	unsigned port;
 	char *tls_version, *tls_cipher;	/* the MTA's {tls_version}, {cipher} */
 	unsigned tls_bits;		/* and {cipher_bits} */
+	char *auth_user, *auth_mech;	/* {auth_authen}, {auth_type} */
 	enum sluice_verdict hold;	/* discard/quarantine before MAIL */
 
 	/* the transaction, from envfrom to eom or abort */

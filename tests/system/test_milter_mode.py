@@ -62,6 +62,9 @@ function f.message(ctx)
   elseif s == "rcpts" then
     ctx:add_rcpt("bob@example.test")
     ctx:del_rcpt("alice@example.test")
+  elseif s == "auth" then
+    ctx:add_header("X-Auth", (ctx.auth_user or "none") .. "|" ..
+      (ctx.auth_mechanism or "none"))
   elseif s == "tls" then
     ctx:add_header("X-TLS", table.concat({ctx.tls_version or "none",
       ctx.tls_cipher or "none", ctx.tls_bits or "none"}, "|"))
@@ -285,6 +288,22 @@ expect(mt.getreply(conn), SMFIR_CONTINUE, "helo with TLS")
 expect(simple("tls"), SMFIR_CONTINUE, "eom tls")
 check(eom_check(MT_HDRADD, "X-TLS", " TLSv1.3|TLS_AES_256_GCM_SHA384|256"),
   "X-TLS: " .. tostring(mt.getheader(conn, "X-TLS", 0)))
+""")
+
+
+def test_auth_macros_reach_the_filters(msluice, tmp_path):
+    """{auth_authen} and {auth_type}, which Postfix sends with MAIL once
+    the client has authenticated, become auth_user and auth_mechanism; the
+    next transaction without them has none."""
+    miltertest(msluice, tmp_path, r"""
+mt.macro(conn, SMFIC_MAIL, "{auth_authen}", "joe", "{auth_type}", "PLAIN")
+expect(simple("auth"), SMFIR_CONTINUE, "eom auth")
+check(eom_check(MT_HDRADD, "X-Auth", " joe|PLAIN"),
+  "X-Auth: " .. tostring(mt.getheader(conn, "X-Auth", 0)))
+mt.macro(conn, SMFIC_MAIL, "i", "NOAUTH1")
+expect(simple("auth"), SMFIR_CONTINUE, "eom plain")
+check(eom_check(MT_HDRADD, "X-Auth", " none|none"),
+  "X-Auth plain: " .. tostring(mt.getheader(conn, "X-Auth", 0)))
 """)
 
 
