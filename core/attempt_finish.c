@@ -252,6 +252,15 @@ attempt_decide(struct attempt *a)
 	a->st.last_attempt = now;
 	if (qstatus_count(&a->st, RCPT_PENDING) > 0)
 		plan_retry(a, now, age);
+	else if (!a->quarantine && a->ndsn[DSN_KIND_FAIL] == 0 &&
+	    a->ndsn[DSN_KIND_DELAY] == 0 && a->ndsn[DSN_KIND_SUCCESS] == 0) {
+		/* the usual end: all delivered, no notice to queue, nothing
+		   to sync; the removal is one rename, not worth two trips
+		   through the pool */
+		finish_work(a);
+		finish_done(a);
+		return;
+	}
 	iopool_submit(server.delivery_pool, finish_work, server.qmgr,
 	    finish_done, a);
 }

@@ -2,19 +2,22 @@
  * queue_fs.c - spool directories, message commit and reading (queue.h).
  *
  * Commit order, each step for a reason:
- *   1. the message is written to queue/<qid>.in (O_EXCL, or a recycled
- *      file renamed to that name: an id collision fails instead of mixing
- *      two messages),
+ *   1. the message is written to a file no message name points at: a
+ *      free file (queue/free.<n>, written over from offset 0) when it was
+ *      held in memory until the end of data, else queue/<qid>.in, made
+ *      when it outgrew memory (O_EXCL, or a free file renamed to that
+ *      name: an id collision fails instead of mixing two messages),
  *   2. the envelope and footer are appended: the file is self-describing,
  *   3. fdatasync: data and size are on disk before the name points at them,
- *   4. renameat2(<qid>.in, <qid>, RENAME_NOREPLACE): the atomic commit
+ *   4. renameat2(that name, <qid>, RENAME_NOREPLACE): the atomic commit
  *      point, which can never overwrite another message,
  *   5. fsync of queue/ (shared with concurrent commits, dirsync.c): the
  *      new name itself survives a power loss.
  * Every rename stays inside queue/: renames across directories take a
  * filesystem-wide lock, which a busy spool should not queue on.
- * A failure at any step recycles the .in file; at start, .in files left by
- * a crash are recycled too: nothing half-stored is ever delivered.
+ * A failure at any step recycles the file; at start, .in files left by a
+ * crash are recycled too, and a free file is never read as a message:
+ * nothing half-stored is ever delivered.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -48,7 +51,10 @@ static struct {
 struct qwriter {
 	char id[QID_LEN + 1];
 	struct evbuffer *mem;
-	int fd;			/* queue/<qid>.in once spilled, else -1 */
+	int fd;			/* the file being written, else -1 */
+	char src[4096];		/* its name: queue/<qid>.in (spilled while
+				   received) or queue/free.<n> (written
+				   whole at commit) */
 	uint64_t size;
 	int err;		/* sticky errno of a failed write */
 };
@@ -172,19 +178,14 @@ qwriter_new(const char *id)
 	return w;
 }
 
-/* partial_path - where a message is written until its commit */
-static void
-partial_path(const struct qwriter *w, char *path, size_t len)
-{
-	snprintf(path, len, "%s/%s.in", q.queue, w->id);
-}
-
+/* partial_create - queue/<qid>.in, where a message that outgrows memory
+   is written while it is received */
 static int
 partial_create(struct qwriter *w)
 {
-	char path[4096];
+	char *path = w->src;
 
-	partial_path(w, path, sizeof(path));
+	snprintf(w->src, sizeof(w->src), "%s/%s.in", q.queue, w->id);
 	if (recycle_take(path) == 0) {	/* written over from offset 0 */
 		w->fd = open(path, O_RDWR | O_CLOEXEC);	/* filters read back */
 		if (w->fd != -1)
@@ -242,9 +243,9 @@ qwriter_size(const struct qwriter *w)
 static int
 commit_rename(const struct qwriter *w, int quarantine)
 {
-	char from[4096], to[4096];
+	const char *from = w->src;
+	char to[4096];
 
-	partial_path(w, from, sizeof(from));
 	if (quarantine)
 		snprintf(to, sizeof(to), "%s/quarantine/%s", q.spool, w->id);
 	else
@@ -262,7 +263,7 @@ commit_rename(const struct qwriter *w, int quarantine)
 int
 qwriter_commit(struct qwriter *w, const struct envelope *env)
 {
-	char footer[FOOTER_LEN + 1], *text = NULL, path[4096];
+	char footer[FOOTER_LEN + 1], *text = NULL;
 	size_t tlen;
 	int saved;
 
@@ -270,6 +271,10 @@ qwriter_commit(struct qwriter *w, const struct envelope *env)
 		errno = w->err;
 		goto fail;
 	}
+	/* a message still in memory is written whole over a free file under
+	   its free name: one rename (to <qid>) instead of two */
+	if (w->fd == -1)
+		w->fd = recycle_open(w->src, sizeof(w->src));
 	text = envelope_serialize(env, &tlen);
 	snprintf(footer, sizeof(footer), FOOTER_FMT, w->size, (uint32_t)tlen);
 	evbuffer_add(w->mem, text, tlen);	/* one write with the tail */
@@ -300,8 +305,8 @@ fail:
 	if (w->fd != -1)
 		close(w->fd);
 	w->fd = -1;
-	partial_path(w, path, sizeof(path));
-	recycle_give(path);
+	if (w->src[0] != '\0')
+		recycle_give(w->src);
 	w->err = saved;
 	errno = saved;
 	return -1;
@@ -373,14 +378,11 @@ qwriter_replace_ref(struct qwriter *w, const char *head, size_t hlen,
 void
 qwriter_free(struct qwriter *w)
 {
-	char path[4096];
-
 	if (w == NULL)
 		return;
 	if (w->fd != -1) {
 		close(w->fd);
-		partial_path(w, path, sizeof(path));
-		recycle_give(path);
+		recycle_give(w->src);
 	}
 	evbuffer_free(w->mem);
 	free(w);

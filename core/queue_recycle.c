@@ -9,6 +9,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -78,6 +79,27 @@ recycle_take(const char *path)
 		if (rename(from, path) == 0)
 			return 0;
 		if (errno != ENOENT)	/* e.g. path exists: do not retry */
+			return -1;
+	}
+}
+
+int
+recycle_open(char *path, size_t len)
+{
+	for (;;) {
+		int fd;
+		pthread_mutex_lock(&pool.mu);
+		if (pool.n == 0) {
+			pthread_mutex_unlock(&pool.mu);
+			return -1;
+		}
+		uint64_t v = pool.stack[--pool.n];
+		pthread_mutex_unlock(&pool.mu);
+		snprintf(path, len, "%s/free.%llu", pool.dir,
+		    (unsigned long long)v);
+		if ((fd = open(path, O_RDWR | O_CLOEXEC)) != -1)
+			return fd;
+		if (errno != ENOENT)
 			return -1;
 	}
 }

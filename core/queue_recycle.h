@@ -13,9 +13,14 @@
 #ifndef SLUICE_QUEUE_RECYCLE_H
 #define SLUICE_QUEUE_RECYCLE_H
 
+#include <stddef.h>
+
 int	recycle_init(const char *dir);	/* the queue directory */
 /* recycle_take - move a free file to path; -1 when the pool is empty */
 int	recycle_take(const char *path);
+/* recycle_open - a free file opened for writing over, under its own
+   name (copied to path); -1 when the pool is empty */
+int	recycle_open(char *path, size_t len);
 /* recycle_give - move path into the pool (or delete it when full) */
 int	recycle_give(const char *path);
 void	recycle_clear(void);
