@@ -61,47 +61,49 @@ recycle_init(const char *dir)
 	return 0;
 }
 
+/* pop - the name of a free file taken off the stack; -1 when empty */
+static int
+pop(char *path, size_t len)
+{
+	uint64_t v;
+
+	pthread_mutex_lock(&pool.mu);
+	if (pool.n == 0) {
+		pthread_mutex_unlock(&pool.mu);
+		return -1;
+	}
+	v = pool.stack[--pool.n];
+	pthread_mutex_unlock(&pool.mu);
+	snprintf(path, len, "%s/free.%llu", pool.dir, (unsigned long long)v);
+	return 0;
+}
+
 int
 recycle_take(const char *path)
 {
 	char from[4096];
 
-	for (;;) {
-		pthread_mutex_lock(&pool.mu);
-		if (pool.n == 0) {
-			pthread_mutex_unlock(&pool.mu);
-			return -1;
-		}
-		uint64_t v = pool.stack[--pool.n];
-		pthread_mutex_unlock(&pool.mu);
-		snprintf(from, sizeof(from), "%s/free.%llu", pool.dir,
-		    (unsigned long long)v);
+	while (pop(from, sizeof(from)) == 0) {
 		if (rename(from, path) == 0)
 			return 0;
 		if (errno != ENOENT)	/* e.g. path exists: do not retry */
 			return -1;
 	}
+	return -1;
 }
 
 int
 recycle_open(char *path, size_t len)
 {
-	for (;;) {
-		int fd;
-		pthread_mutex_lock(&pool.mu);
-		if (pool.n == 0) {
-			pthread_mutex_unlock(&pool.mu);
-			return -1;
-		}
-		uint64_t v = pool.stack[--pool.n];
-		pthread_mutex_unlock(&pool.mu);
-		snprintf(path, len, "%s/free.%llu", pool.dir,
-		    (unsigned long long)v);
+	int fd;
+
+	while (pop(path, len) == 0) {
 		if ((fd = open(path, O_RDWR | O_CLOEXEC)) != -1)
 			return fd;
-		if (errno != ENOENT)
+		if (errno != ENOENT)	/* gone: a crash left it on the stack */
 			return -1;
 	}
+	return -1;
 }
 
 int
