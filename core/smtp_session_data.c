@@ -124,6 +124,7 @@ discarded(struct smtp_session *s, const char *why)
 	    s->tx->env.id, SID(s), log_q(why));
 	session_reply(s, "250 2.0.0 Ok: queued as %s", s->tx->env.id);
 	s->messages++;
+	s->junk = 0;			/* accepted, as far as the client knows */
 	tx_drop(s);
 }
 
