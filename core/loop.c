@@ -54,7 +54,6 @@ loop_drain(evutil_socket_t fd, short what, void *arg)
 {
 	struct loop *l = arg;
 	struct loop_call *c, *next;
-
 	uint64_t n;
 
 	(void)what;

@@ -52,9 +52,9 @@ struct qwriter {
 	char id[QID_LEN + 1];
 	struct evbuffer *mem;
 	int fd;			/* the file being written, else -1 */
-	char src[4096];		/* its name: queue/<qid>.in (spilled while
-				   received) or queue/free.<n> (written
-				   whole at commit) */
+	char *src;		/* its name, malloc'ed: queue/<qid>.in
+				   (spilled while received) or
+				   queue/free.<n> (written whole at commit) */
 	uint64_t size;
 	int err;		/* sticky errno of a failed write */
 };
@@ -183,9 +183,11 @@ qwriter_new(const char *id)
 static int
 partial_create(struct qwriter *w)
 {
-	char *path = w->src;
+	char *path;
 
-	snprintf(w->src, sizeof(w->src), "%s/%s.in", q.queue, w->id);
+	free(w->src);
+	xasprintf(&w->src, "%s/%s.in", q.queue, w->id);
+	path = w->src;
 	if (recycle_take(path) == 0) {	/* written over from offset 0 */
 		w->fd = open(path, O_RDWR | O_CLOEXEC);	/* filters read back */
 		if (w->fd != -1)
@@ -273,8 +275,11 @@ qwriter_commit(struct qwriter *w, const struct envelope *env)
 	}
 	/* a message still in memory is written whole over a free file under
 	   its free name: one rename (to <qid>) instead of two */
-	if (w->fd == -1)
-		w->fd = recycle_open(w->src, sizeof(w->src));
+	if (w->fd == -1) {
+		char path[4096];
+		if ((w->fd = recycle_open(path, sizeof(path))) != -1)
+			w->src = xstrdup(path);
+	}
 	text = envelope_serialize(env, &tlen);
 	snprintf(footer, sizeof(footer), FOOTER_FMT, w->size, (uint32_t)tlen);
 	evbuffer_add(w->mem, text, tlen);	/* one write with the tail */
@@ -305,7 +310,7 @@ fail:
 	if (w->fd != -1)
 		close(w->fd);
 	w->fd = -1;
-	if (w->src[0] != '\0')
+	if (w->src != NULL)
 		recycle_give(w->src);
 	w->err = saved;
 	errno = saved;
@@ -384,6 +389,7 @@ qwriter_free(struct qwriter *w)
 		close(w->fd);
 		recycle_give(w->src);
 	}
+	free(w->src);
 	evbuffer_free(w->mem);
 	free(w);
 }

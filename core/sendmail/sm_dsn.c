@@ -25,13 +25,15 @@ static int
 notify(struct sm_dsn *d, const char *v, char *err, size_t errlen)
 {
 	static const char *const words[] = { "success", "delay", "failure" };
+	static const char *const upper[] = { "SUCCESS", "DELAY", "FAILURE" };
 	static const char *const hint = "never, or any of success, delay, "
 	    "failure separated by commas";
 	unsigned seen = 0, never = 0;
 	const char *p = v;
+	size_t k;
 
 	for (;;) {
-		size_t n = strcspn(p, ","), k;
+		size_t n = strcspn(p, ",");
 		if (n == 5 && strncasecmp(p, "never", 5) == 0)
 			never = 1;
 		else {
@@ -49,18 +51,12 @@ notify(struct sm_dsn *d, const char *v, char *err, size_t errlen)
 	}
 	if (never && seen != 0)
 		return bad(err, errlen, "-N", v, "never stands alone");
-	d->notify[0] = '\0';
-	if (never)
-		strcpy(d->notify, "NEVER");
-	for (size_t k = 0; k < 3; k++)
+	strcpy(d->notify, never ? "NEVER" : "");
+	for (k = 0; k < 3; k++)
 		if (seen & (1u << k)) {
 			if (d->notify[0] != '\0')
 				strcat(d->notify, ",");
-			for (const char *w = words[k]; *w; w++) {
-				size_t e = strlen(d->notify);
-				d->notify[e] = (char)(*w - 'a' + 'A');
-				d->notify[e + 1] = '\0';
-			}
+			strcat(d->notify, upper[k]);
 		}
 	return 0;
 }

@@ -74,6 +74,16 @@ def send_one(c, subject="tls"):
     return c.data(message(subject).encode())
 
 
+def send_one_over_tls(c, pki):
+    """STARTTLS, one message, QUIT: the (version, cipher, bits) used."""
+    starttls(c, pki)
+    version = c.sock.version()
+    cipher, _, bits = c.sock.cipher()
+    send_one(c)
+    c.quit()
+    return version, cipher, bits
+
+
 def test_starttls_advertised_and_mail_flows(make_server, pki, cert):
     srv = mx_server(make_server, cert)
     c = client(srv, pki)
@@ -93,11 +103,7 @@ def test_starttls_advertised_and_mail_flows(make_server, pki, cert):
 def test_received_names_version_and_cipher(make_server, pki, cert):
     srv = mx_server(make_server, cert)
     c = client(srv, pki)
-    starttls(c, pki)
-    version, cipher = c.sock.version(), c.sock.cipher()[0]
-    bits = c.sock.cipher()[2]
-    send_one(c)
-    c.quit()
+    version, cipher, bits = send_one_over_tls(c, pki)
     data = srv.wait_mail("alice")[0].decode()
     assert f"(using {version} with cipher {cipher} ({bits} bits))" in data
 
@@ -323,11 +329,7 @@ def test_filters_see_tls_version_and_cipher(make_server, pki, cert,
     srv = mx_server(make_server, cert, pipeline=[{"lua": str(script)}])
     c = client(srv, pki)
     send_one(c)                                  # in clear first
-    starttls(c, pki)
-    version, cipher = c.sock.version(), c.sock.cipher()[0]
-    bits = c.sock.cipher()[2]
-    send_one(c)
-    c.quit()
+    version, cipher, bits = send_one_over_tls(c, pki)
     mails = srv.wait_mail("alice", count=2)
     heads = sorted(m.decode().split("X-TLS: ")[1].split("\n")[0]
                    for m in mails)
@@ -340,11 +342,7 @@ def test_milter_macros_carry_tls(make_server, pki, cert, milters):
     srv = mx_server(make_server, cert,
                     pipeline=[{"milter": m.spec, "name": "m0"}])
     c = client(srv, pki)
-    starttls(c, pki)
-    version, cipher = c.sock.version(), c.sock.cipher()[0]
-    bits = c.sock.cipher()[2]
-    send_one(c)
-    c.quit()
+    version, cipher, bits = send_one_over_tls(c, pki)
     m.wait_event("close", count=2)
     conn = max(e["conn"] for e in m.events())
     helos = [e for e in m.events("helo", conn=conn)]
