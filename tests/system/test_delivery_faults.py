@@ -137,12 +137,16 @@ def assert_clean_status(st):
             assert len(f) == 2 and f[1].isdigit(), line
 
 
-def assert_no_leftovers(srv, qid):
+def assert_no_leftovers(srv, qid, timeout=2.0):
     """Nothing of a finished message is left in queue/ (no message file,
-    no status record, no temporary file)."""
-    left = [n for n in os.listdir(os.path.join(srv.spool, "queue"))
-            if n.startswith(qid)]
-    assert left == [], left
+    no status record, no temporary file). The removal is two steps (the
+    message, then its status record), so a caller that saw the message go
+    may look between them: wait, bounded, for the rest."""
+    def left():
+        return [n for n in os.listdir(os.path.join(srv.spool, "queue"))
+                if n.startswith(qid)]
+    wait_for(lambda: left() == [], timeout=timeout, fail=False)
+    assert left() == [], left()
 
 
 def no_dsn(srv, settle=0.5):
