@@ -548,6 +548,7 @@ set_defaults(struct conf_loader *ld)
 	cf->pipelining_checks = 1;
 	cf->dns.timeout = 5;
 	cf->dns.attempts = 2;
+	cf->dns.hosts_file = 1;
 	cf->bare_newline = BARE_NL_REJECT;
 	cf->log.target = LOG_TARGET_STDERR;
 	cf->log.debug = 0;

@@ -189,6 +189,8 @@ struct conf_dns {
 	size_t nservers;
 	unsigned timeout;		/* seconds per try, default 5 */
 	unsigned attempts;		/* tries per server, 1..10, default 2 */
+	int hosts_file;			/* a client's name: the hosts file
+					   before DNS (default 1) */
 };
 
 enum kv_backend {			/* kv.backend */

@@ -153,6 +153,7 @@ static const struct conf_key dns_keys[] = {
 	{ "servers",	set_dns_servers, 0,		0, 0,	  NULL },
 	{ "timeout",	conf_set_duration, DNS(timeout), 1, 300,  NULL },
 	{ "attempts",	conf_set_uint,	DNS(attempts),	1, 10,	  NULL },
+	{ "hosts_file",	conf_set_bool,	DNS(hosts_file), 0, 0,	  NULL },
 	{ NULL,		NULL,		0,		0, 0,	  NULL },
 };
 

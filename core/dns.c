@@ -2,7 +2,7 @@
  * dns.c - the resolver: a c-ares channel driven by a libevent loop
  *
  * API: dns_global_init(), dns_resolver_new(), dns_resolver_free(),
- * dns_query(), dns_cancel(); see dns.h.
+ * dns_query(), dns_query_addr(), dns_cancel(); see dns.h.
  * c-ares tells us which sockets to watch through its socket-state callback
  * (one persistent event per socket) and when to wake up through
  * ares_timeout() (one timer); both feed ares_process_fd(). When c-ares hands
@@ -19,6 +19,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 
 #include <ares.h>
 #include <event2/event.h>
@@ -75,6 +76,7 @@ static void		 query_destroy(struct dns_query *);
 static void		 query_free(struct dns_query *);
 static void		 query_answered(void *, int, int, unsigned char *,
 			    int);
+static void		 host_answered(void *, int, int, struct hostent *);
 static void		 query_deliver(evutil_socket_t, short, void *);
 
 int
@@ -251,8 +253,11 @@ dns_resolver_new(struct event_base *base, const struct conf_dns *cf,
 	    DEFAULT_ATTEMPTS;
 	opts.sock_state_cb = sock_state;
 	opts.sock_state_cb_data = r;
+	/* addresses' names (dns_query_addr): f = hosts file, b = DNS */
+	opts.lookups = (char *)(cf == NULL || cf->hosts_file ? "fb" : "b");
 	if ((st = ares_init_options(&r->channel, &opts, ARES_OPT_TIMEOUTMS |
-	    ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB)) != ARES_SUCCESS) {
+	    ARES_OPT_TRIES | ARES_OPT_SOCK_STATE_CB | ARES_OPT_LOOKUPS)) !=
+	    ARES_SUCCESS) {
 		snprintf(err, errlen, "cannot start the DNS resolver: %s",
 		    ares_strerror(st));
 		event_free(r->timer);
@@ -314,9 +319,9 @@ query_free(struct dns_query *q)
 	query_destroy(q);
 }
 
-struct dns_query *
-dns_query(struct dns_resolver *r, const char *name, enum dns_type type,
-    dns_cb cb, void *arg)
+/* query_new - on the resolver's list, its result event ready */
+static struct dns_query *
+query_new(struct dns_resolver *r, enum dns_type type, dns_cb cb, void *arg)
 {
 	struct dns_query	*q;
 
@@ -331,14 +336,57 @@ dns_query(struct dns_resolver *r, const char *name, enum dns_type type,
 	if (r->queries != NULL)
 		r->queries->prev = q;
 	r->queries = q;
-	if (dns_type_code(type) < 0 || !dns_name_valid(name)) {
-		q->res.status = DNS_ERROR;
-		event_active(q->done, EV_TIMEOUT, 1);
-		return q;
-	}
+	return q;
+}
+
+/* query_error - the callback gets DNS_ERROR, later, on the loop */
+static struct dns_query *
+query_error(struct dns_query *q)
+{
+	q->res.status = DNS_ERROR;
+	event_active(q->done, EV_TIMEOUT, 1);
+	return q;
+}
+
+struct dns_query *
+dns_query(struct dns_resolver *r, const char *name, enum dns_type type,
+    dns_cb cb, void *arg)
+{
+	struct dns_query	*q = query_new(r, type, cb, arg);
+
+	if (dns_type_code(type) < 0 || !dns_name_valid(name))
+		return query_error(q);
 	q->in_ares = 1;		/* c-ares may answer inside ares_query() */
 	ares_query(r->channel, name, CLASS_IN, dns_type_code(type),
 	    query_answered, q);
+	update_timer(r);
+	return q;
+}
+
+struct dns_query *
+dns_query_addr(struct dns_resolver *r, const struct sockaddr *sa,
+    dns_cb cb, void *arg)
+{
+	struct dns_query	*q = query_new(r, DNS_PTR, cb, arg);
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+	const void		*addr;
+	int			 len, family = AF_INET;
+
+	if (sa->sa_family == AF_INET) {
+		addr = &((const struct sockaddr_in *)sa)->sin_addr;
+		len = 4;
+	} else if (sa->sa_family == AF_INET6 &&
+	    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
+		addr = &s6->sin6_addr.s6_addr[12];	/* as IPv4 */
+		len = 4;
+	} else if (sa->sa_family == AF_INET6) {
+		addr = &s6->sin6_addr;
+		len = 16;
+		family = AF_INET6;
+	} else
+		return query_error(q);
+	q->in_ares = 1;		/* the hosts file answers inside the call */
+	ares_gethostbyaddr(r->channel, addr, len, family, host_answered, q);
 	update_timer(r);
 	return q;
 }
@@ -363,6 +411,28 @@ query_answered(void *arg, int status, int timeouts, unsigned char *abuf,
 		log_debug("event=dns_answer type=%s status=%s records=%zu "
 		    "timeouts=%d", dns_type_name(q->type),
 		    dns_status_name(q->res.status), q->res.nrrs, timeouts);
+	event_active(q->done, EV_TIMEOUT, 1);
+}
+
+/* c-ares' callback of dns_query_addr(), as query_answered() */
+static void
+host_answered(void *arg, int status, int timeouts, struct hostent *he)
+{
+	struct dns_query	*q = arg;
+
+	q->in_ares = 0;
+	if (q->cb == NULL || q->r->closing) {
+		query_free(q);
+		return;
+	}
+	if (status == ARES_SUCCESS)
+		dns_result_host_names(&q->res, he);
+	else
+		q->res.status = status_from_ares(status);
+	if (log_debug_enabled())
+		log_debug("event=dns_answer type=PTR-of-address status=%s "
+		    "records=%zu timeouts=%d", dns_status_name(q->res.status),
+		    q->res.nrrs, timeouts);
 	event_active(q->done, EV_TIMEOUT, 1);
 }
 

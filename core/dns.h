@@ -85,6 +85,12 @@ void	dns_resolver_free(struct dns_resolver *);	/* pending queries are
 							   not called) */
 struct dns_query *dns_query(struct dns_resolver *, const char *name,
 	    enum dns_type, dns_cb, void *arg);
+/* the name of an address, as PTR records: the hosts file first, unless
+   dns.hosts_file is off, then DNS (what the system resolver does); c-ares
+   1.18 reports every failure of the DNS step, a timeout too, as
+   DNS_NXDOMAIN */
+struct dns_query *dns_query_addr(struct dns_resolver *,
+	    const struct sockaddr *, dns_cb, void *arg);
 void	dns_cancel(struct dns_query *);		/* NULL: no-op */
 
 int	 dns_type_parse(const char *, enum dns_type *);	/* "MX", "txt" */
@@ -101,6 +107,11 @@ int	 dns_reverse_ipv4_label(const char *ipv4, const char *zone,
 void	dns_parse_answer(enum dns_type, const unsigned char *abuf, int alen,
 	    struct dns_result *res);
 void	dns_result_clear(struct dns_result *);
+/* an address's names from ares_gethostbyaddr(): h_name first, then the
+   other aliases, as PTR records with TTL 0 (names unfit for a query are
+   left out; none left is DNS_NXDOMAIN) */
+struct hostent;
+void	dns_result_host_names(struct dns_result *, const struct hostent *);
 int	dns_type_code(enum dns_type);	/* RR type number, -1 if unknown */
 
 #endif

@@ -207,7 +207,7 @@ txt_append(struct dns_rr *rr, const unsigned char *s, size_t len)
 	rr->text[rr->len] = '\0';
 }
 
-/* The names of a c-ares hostent (PTR, NS: every one is in h_aliases). */
+/* The names of a parsed c-ares hostent (PTR, NS: each is in h_aliases). */
 static int
 add_names(struct dns_result *res, enum dns_type type, unsigned ttl,
     struct hostent *he)
@@ -225,6 +225,23 @@ add_names(struct dns_result *res, enum dns_type type, unsigned ttl,
 	}
 	ares_free_hostent(he);
 	return ARES_SUCCESS;
+}
+
+void
+dns_result_host_names(struct dns_result *res, const struct hostent *he)
+{
+	char	**p;
+
+	dns_result_clear(res);
+	res->status = DNS_NXDOMAIN;
+	if (he == NULL || he->h_name == NULL || !dns_name_valid(he->h_name))
+		return;
+	add_text(res, DNS_PTR, 0, he->h_name, strlen(he->h_name));
+	for (p = he->h_aliases; p != NULL && *p != NULL; p++)
+		if (strcmp(*p, he->h_name) != 0 && dns_name_valid(*p) &&
+		    add_text(res, DNS_PTR, 0, *p, strlen(*p)) == NULL)
+			break;
+	res->status = DNS_OK;
 }
 
 static int

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <event2/bufferevent.h>
 
@@ -192,26 +193,26 @@ rdns_done(const struct dns_result *r, void *arg)
 
 /*
  * smtp_filter_connect - with filters, look the client's name up first (the
- * resolver's timeout bounds the wait), then the connect stage; the banner
- * comes when they let it.
+ * hosts file, then DNS: the resolver's timeout bounds the wait), then the
+ * connect stage; the banner comes when they let it.
  */
 void
 smtp_filter_connect(struct smtp_session *s)
 {
-	char name[128];
+	const struct sockaddr *sa = (const struct sockaddr *)&s->peer;
 
 	if (s->pipeline == NULL || s->pipeline->n == 0) {
 		smtp_greet(s);
 		return;
 	}
-	if (s->worker->dns == NULL || dns_reverse_name(
-	    (struct sockaddr *)&s->peer, name, sizeof(name)) == -1) {
+	if (s->worker->dns == NULL ||
+	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)) {
 		s->rdns = xstrdup("unknown");
 		session_stage(s, SLUICE_ON_CONNECT, connect_done);
 		return;
 	}
 	session_wait(s);
-	s->rdns_query = dns_query(s->worker->dns, name, DNS_PTR, rdns_done, s);
+	s->rdns_query = dns_query_addr(s->worker->dns, sa, rdns_done, s);
 }
 
 static void

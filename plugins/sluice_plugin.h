@@ -123,7 +123,7 @@ typedef void (*sluice_kv_cb)(struct sluice_call *, int ok,
  *   session.id        hex id of the SMTP session
  *   listener          the listener's name
  *   client.addr       client IP address          client.port
- *   client.rdns       reverse DNS name, or "unknown"
+ *   client.rdns       the client's name (hosts file, else PTR), or "unknown"
  *   helo              HELO/EHLO argument
  *   tls.version       tls.cipher      tls.bits (the cipher's strength)
  *   auth.user         the authenticated user (auth stage: the one trying)

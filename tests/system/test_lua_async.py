@@ -116,7 +116,8 @@ def test_dns_query_and_rbl(make_server, tmp_path):
     with DnsServer(str(tmp_path), RECORDS) as dns:
         s = lua_server(make_server, tmp_path, {"lua": DNS_SCRIPT},
                        dns={"servers": [f"127.0.0.1:{dns.port}"],
-                            "timeout": "2s", "attempts": 1})
+                            "timeout": "2s", "attempts": 1,
+                            "hosts_file": False})   # X-Rdns from DNS
         m = new_message()
         helpers.queued_id(send(s, m))
         data = mail_with(s, "alice", m["Subject"])

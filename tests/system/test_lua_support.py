@@ -67,7 +67,7 @@ def no_dns():
         atexit.register(d.stop)
         _DNS.append(d)
     return {"servers": [f"127.0.0.1:{_DNS[0].port}"], "timeout": "2s",
-            "attempts": 1}
+            "attempts": 1, "hosts_file": False}   # client names from DNS
 
 
 def lua_server(make_server, tmp_path, *entries, start=True, **over):

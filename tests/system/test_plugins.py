@@ -87,7 +87,7 @@ def dns(tmp_path_factory):
 
 def dns_conf(dns, timeout="1s"):
     return {"servers": [f"127.0.0.1:{dns.port}"], "timeout": timeout,
-            "attempts": 1}
+            "attempts": 1, "hosts_file": False}   # client names from DNS
 
 
 def start(make_server, dns, pipeline, dns_timeout="1s", **extra):

@@ -1918,6 +1918,7 @@ test_dns(void **state)
 	assert_int_equal(cf->dns.nservers, 0);
 	assert_int_equal(cf->dns.timeout, 5);
 	assert_int_equal(cf->dns.attempts, 2);
+	assert_int_equal(cf->dns.hosts_file, 1);
 	conf_free(cf);
 
 	cf = load_ok(BASE "dns:\n"
@@ -1936,10 +1937,12 @@ test_dns(void **state)
 	assert_int_equal(cf->dns.attempts, 10);
 	conf_free(cf);
 
-	cf = load_ok(BASE "dns: {servers: [], timeout: 1s, attempts: 1}\n");
+	cf = load_ok(BASE "dns: {servers: [], timeout: 1s, attempts: 1,"
+	    " hosts_file: false}\n");
 	assert_int_equal(cf->dns.nservers, 0);
 	assert_int_equal(cf->dns.timeout, 1);
 	assert_int_equal(cf->dns.attempts, 1);
+	assert_int_equal(cf->dns.hosts_file, 0);
 	conf_free(cf);
 }
 
@@ -1996,6 +1999,9 @@ test_dns_errors(void **state)
 		    "integer from 1 to 10" },
 		{ BASE "dns: {retries: 1}\n",
 		    "3:7: unknown key 'retries' in 'dns'" },
+		{ BASE "dns: {hosts_file: sometimes}\n",
+		    "3:19: invalid value 'sometimes' for 'dns.hosts_file': "
+		    "expected true or false" },
 		{ BASE "dns: [127.0.0.1]\n",
 		    "3:6: expected a mapping for 'dns', found a list" },
 	};

@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1197,6 +1198,142 @@ test_timeout(void **state)
 	close(fd);
 }
 
+/* The first name /etc/hosts gives 127.0.0.1, or 0 if none. */
+static int
+hosts_name_of_loopback(char *buf, size_t len)
+{
+	FILE	*f = fopen("/etc/hosts", "r");
+	char	 line[512], addr[64], name[256];
+	int	 found = 0;
+
+	if (f == NULL)
+		return 0;
+	while (!found && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "%63s %255s", addr, name) == 2 &&
+		    strcmp(addr, "127.0.0.1") == 0) {
+			snprintf(buf, len, "%s", name);
+			found = 1;
+		}
+	fclose(f);
+	return found;
+}
+
+/* An address's name, with a server that never answers: from the hosts
+   file at once when it is on, a timeout when it is off. */
+static void
+test_addr_hosts_file(void **state)
+{
+	struct event_base	*base;
+	struct dns_resolver	*r;
+	struct conf_dns		 cd;
+	struct conf_dns_server	 srv;
+	struct sockaddr_in	 sin;
+	struct reply		 rep;
+	char			 want[256], err[256];
+	uint64_t		 t0, ms;
+	int			 fd, port;
+
+	(void)state;
+	if (!hosts_name_of_loopback(want, sizeof(want)))
+		skip();
+	fd = udp_socket(&port);		/* bound, never read */
+	base = event_base_new();
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (int hosts = 1; hosts >= 0; hosts--) {
+		server_conf(&cd, &srv, port, 1, 1);
+		cd.hosts_file = hosts;
+		if ((r = dns_resolver_new(base, &cd, err, sizeof(err))) == NULL)
+			fail_msg("dns_resolver_new: %s", err);
+		memset(&rep, 0, sizeof(rep));
+		t0 = mono_msec();
+		assert_non_null(dns_query_addr(r, (struct sockaddr *)&sin,
+		    on_reply, &rep));
+		assert_int_equal(rep.calls, 0);	/* never from the call */
+		assert_true(run_until(base, &rep.calls, 1, LOOP_MS));
+		ms = mono_msec() - t0;
+		if (hosts) {
+			assert_int_equal(rep.status, DNS_OK);
+			assert_string_equal(rep.rr[0].text, want);
+			assert_int_equal(rep.rr[0].type, DNS_PTR);
+			if (ms > 500)
+				fail_msg("hosts file answer after %llu ms",
+				    (unsigned long long)ms);
+		} else {
+			/* c-ares reports a failed last step as not found */
+			assert_int_equal(rep.status, DNS_NXDOMAIN);
+			if (ms < 900)
+				fail_msg("timeout after %llu ms, expected "
+				    "about 1000", (unsigned long long)ms);
+		}
+		run_for(base, 10);
+		assert_int_equal(rep.calls, 1);
+		dns_resolver_free(r);
+	}
+	event_base_free(base);
+	close(fd);
+}
+
+/* An IPv4-mapped IPv6 client is looked up as IPv4 (in-addr.arpa). */
+static void
+test_live_addr(void **state)
+{
+	struct ctx		*c = live(state);
+	struct sockaddr_in	 sin;
+	struct sockaddr_in6	 sin6;
+	struct sockaddr		*sa[2];
+	struct reply		 rep;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	inet_pton(AF_INET, "192.0.2.10", &sin.sin_addr);
+	memset(&sin6, 0, sizeof(sin6));
+	sin6.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "::ffff:192.0.2.10", &sin6.sin6_addr);
+	sa[0] = (struct sockaddr *)&sin;
+	sa[1] = (struct sockaddr *)&sin6;
+	for (int i = 0; i < 2; i++) {
+		memset(&rep, 0, sizeof(rep));
+		assert_non_null(dns_query_addr(c->r, sa[i], on_reply, &rep));
+		assert_true(run_until(c->base, &rep.calls, 1, LOOP_MS));
+		assert_int_equal(rep.status, DNS_OK);
+		assert_string_equal(rep.rr[0].text, "host.test");
+	}
+	inet_pton(AF_INET, "192.0.2.99", &sin.sin_addr);	/* no PTR */
+	memset(&rep, 0, sizeof(rep));
+	dns_query_addr(c->r, sa[0], on_reply, &rep);
+	assert_true(run_until(c->base, &rep.calls, 1, LOOP_MS));
+	assert_int_equal(rep.status, DNS_NXDOMAIN);
+	assert_int_equal(rep.nrrs, 0);
+}
+
+/* The names of a hostent: h_name first, then the other valid aliases. */
+static void
+test_host_names(void **state)
+{
+	char			*aliases[] = { "mx.example", "a.example",
+				    "bad name", "b.example", NULL };
+	struct hostent		 he = { .h_name = "mx.example",
+				    .h_aliases = aliases };
+	struct dns_result	 res = { 0 };
+
+	(void)state;
+	dns_result_host_names(&res, &he);
+	assert_int_equal(res.status, DNS_OK);
+	assert_int_equal(res.nrrs, 3);
+	assert_string_equal(res.rrs[0].text, "mx.example");
+	assert_string_equal(res.rrs[1].text, "a.example");
+	assert_string_equal(res.rrs[2].text, "b.example");
+	he.h_name = "ctl\r\nname";		/* never handed on */
+	dns_result_host_names(&res, &he);
+	assert_int_equal(res.status, DNS_NXDOMAIN);
+	assert_int_equal(res.nrrs, 0);
+	dns_result_host_names(&res, NULL);
+	assert_int_equal(res.status, DNS_NXDOMAIN);
+	dns_result_clear(&res);
+}
+
 /* Nobody on the port: ICMP port unreachable, reported quickly. */
 static void
 test_unreachable(void **state)
@@ -1522,6 +1659,8 @@ main(void)
 		cmocka_unit_test(test_parse_corrupt),
 		cmocka_unit_test(test_default_resolver),
 		cmocka_unit_test(test_timeout),
+		cmocka_unit_test(test_addr_hosts_file),
+		cmocka_unit_test(test_host_names),
 		cmocka_unit_test(test_unreachable),
 		LIVE(test_live_a),
 		LIVE(test_live_aaaa),
@@ -1529,6 +1668,7 @@ main(void)
 		LIVE(test_live_txt),
 		LIVE(test_live_txt_tcp),
 		LIVE(test_live_ptr),
+		LIVE(test_live_addr),
 		LIVE(test_live_cname),
 		LIVE(test_live_srv),
 		LIVE(test_live_errors),
