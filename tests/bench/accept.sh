@@ -9,8 +9,11 @@
 #   (smtp-source -d). The same run measures:
 #     - sluiced (build/sluiced, foreground, config written to a temp dir), and
 #     - a private Postfix instance on another loopback port, everything (config,
-#       queue, data, Maildir) under the temp dir, stock durability: Postfix
-#       fsyncs each queue file before it says 250, which is not disabled.
+#       queue, data, Maildir) under the temp dir, with the durability of
+#       sluiced: Postfix fsyncs each queue file before it says 250 (not
+#       disabled), and where that does not keep the file's directory entry
+#       (ext2, ext4 without a journal) its directories are made synchronous
+#       (PF_DIRSYNC, bench_common.sh: pf_dirsync).
 #   Both deliver bench@example.test into a Maildir under the same temp dir, so
 #   both do the same disk work. After each run the script waits (bounded) until
 #   the run's messages are delivered, so the next run starts with an idle server.
@@ -31,6 +34,8 @@
 #
 # Environment variables
 #   REPEAT=3          runs per cell (median is reported)
+#   PF_DIRSYNC=auto   Postfix's directories synchronous only where its fsync
+#                     does not keep directory entries; 1 always, 0 never
 #   WARMUP=200        messages sent to each server before each cell's
 #                     measured runs (not measured; 0 = no warm-up)
 #   COUNT=N           messages per run for every size (default 2000 for 1 KB,
@@ -127,6 +132,14 @@ EOF
 } >"$PF_CONF/main.cf"
 pf_write_master "$PF_PORT"
 pf_check
+# Durability parity (bench_common.sh: pf_dirsync): the directories a
+# message enters after Postfix's 250 (active/, deferred/, hold/) and the
+# Maildir's new/, made here ahead of Postfix's first delivery.
+PF_MAILDIR="$PF_MAIL/example.test/bench/Maildir"
+mkdir -p "$PF_MAILDIR/tmp" "$PF_MAILDIR/new" "$PF_MAILDIR/cur"
+chown -R "$NOBODY_UID:$NOBODY_GID" "$PF_MAIL"
+chmod -R 700 "$PF_MAIL/example.test"
+pf_dirsync "$PF_QUEUE/active" "$PF_QUEUE/deferred" "$PF_QUEUE/hold" "$PF_MAILDIR/new"
 
 # ------------------------------------------------------------------ one run
 SL_NODELIVER=0
@@ -188,6 +201,7 @@ SERVERS_TXT="sluiced $SLUICED (127.0.0.1:$SL_PORT) and Postfix $PF_VERSION (127.
 [[ $POSTFIX_ONLY == 1 ]] && SERVERS_TXT="Postfix $PF_VERSION (127.0.0.1:$PF_PORT)$BENCH_PF_ONLY_SUFFIX"
 log "servers: $SERVERS_TXT"
 log "temp dir: $TMP"
+log "Postfix durability: $PF_DIRSYNC_TXT"
 log "fsync baseline: $FSYNC_BEFORE files/s (500 x 4 KiB, fsync each)"
 log "client: smtp-source ${SRC_OPTS[*]} -s SESSIONS -m COUNT -l SIZE 127.0.0.1:PORT"
 log "REPEAT=$REPEAT COUNT_1K=$COUNT_1K COUNT_100K=$COUNT_100K SIZES='$SIZES' SESSIONS='$SESSIONS'"
@@ -236,6 +250,7 @@ report_args=()
 {
     echo "sluice $BENCH_KIND benchmark, $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(uname -r), $(nproc) CPUs"
     echo "servers: $SERVERS_TXT"
+    echo "Postfix durability: $PF_DIRSYNC_TXT"
     echo "client: smtp-source ${SRC_OPTS[*]} -s SESSIONS -m COUNT -l SIZE 127.0.0.1:PORT"
     echo "REPEAT=$REPEAT COUNT_1K=$COUNT_1K COUNT_100K=$COUNT_100K; wall time $(($(date +%s) - T_START)) s"
     echo "fsync baseline: before $FSYNC_BEFORE files/s, after $FSYNC_AFTER files/s (500 x 4 KiB, fsync each)"

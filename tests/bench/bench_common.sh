@@ -5,7 +5,7 @@
 #
 # The caller sets before sourcing: ROOT, PY, LIB, NAME (for messages). It
 # then calls bench_defaults (the settings), bench_setup (makes $TMP) and, for Postfix,
-# pf_write_master PORT followed by pf_check.
+# pf_write_master PORT followed by pf_check and pf_dirsync DIR....
 # shellcheck shell=bash
 
 # bench_defaults SESSIONS - the settings every benchmark takes from the
@@ -251,6 +251,44 @@ pf_check() {
         cat "$TMP/postfix-check.log" >&2; tail -n 20 "$TMP/postfix.log" >&2 || true
         die "postfix -c $PF_CONF check failed"
     fi
+}
+
+# pf_dirsync DIR... - durability parity for Postfix's directories.
+# sluiced fsyncs a directory after each name it puts there (design.md
+# section 4). Postfix fsyncs only files: its documentation asks for a file
+# system on which a file is not lost after its fsync, even when it is
+# later renamed to a near-by directory, and on which a Maildir file
+# hard-linked into new/ is not lost. A journal gives both. ext2, and ext4
+# without a journal, do not: there the fsync of a new file writes its
+# parent directory too (so the 250 itself holds), but the later renames
+# (incoming/ -> active/ -> deferred/) and the link into new/ wait for
+# writeback, and a crash before it can lose accepted or delivered mail.
+# Postfix's remedy is synchronous directory updates: chattr +D (new
+# subdirectories inherit it) on exactly the directories a message enters
+# after the 250, which the caller names (not incoming/: the fsync covers
+# it). PF_DIRSYNC=auto (default) sets it when $TMP is on such a file
+# system; 1 always, 0 never (stock Postfix). Sets PF_DIRSYNC_TXT.
+# shellcheck disable=SC2034  # PF_DIRSYNC_TXT is read by the callers
+pf_dirsync() {
+    local mode=${PF_DIRSYNC:-auto} fstype source why=""
+    read -r fstype source < <(findmnt -n -o FSTYPE,SOURCE -T "$TMP") || true
+    case $fstype in
+    ext2) why="$TMP is on ext2" ;;
+    ext3 | ext4)
+        compgen -G "/proc/fs/jbd2/${source##*/}-*" >/dev/null ||
+            why="$TMP is on $fstype without a journal" ;;
+    esac
+    case $mode in
+    auto) [[ -n $why ]] || { PF_DIRSYNC_TXT="stock (the file system of $TMP keeps directory entries with a file's fsync)"; return 0; } ;;
+    1) [[ -n $why ]] || why="PF_DIRSYNC=1" ;;
+    0)
+        PF_DIRSYNC_TXT="stock (PF_DIRSYNC=0)"
+        [[ -z $why ]] || PF_DIRSYNC_TXT="stock (PF_DIRSYNC=0; $why, where its directory entries are not durable)"
+        return 0 ;;
+    *) die "PF_DIRSYNC must be auto, 1 or 0 (got '$mode')" ;;
+    esac
+    find "$@" -type d -exec chattr +D {} + || die "chattr +D failed on $*"
+    PF_DIRSYNC_TXT="synchronous directory updates (chattr +D) on ${*#"$TMP"/}: $why (PF_DIRSYNC=0 for stock)"
 }
 
 # start_postfix PORT

@@ -24,6 +24,8 @@
 #
 # Environment variables
 #   REPEAT=3            runs per cell (median reported)
+#   PF_DIRSYNC=auto     Postfix's queue directories synchronous only where its
+#                       fsync does not keep directory entries (accept.sh)
 #   WARMUP=200          messages through each server before a cell (not measured)
 #   COUNT=N             messages per run (default 2000 for 1 KB, 500 for 100 KB);
 #                       COUNT_1K / COUNT_100K per size
@@ -98,6 +100,7 @@ EOF
 } >"$PF_CONF/main.cf"
 pf_write_master "$PF_PORT"
 pf_check
+pf_dirsync "$PF_QUEUE/active" "$PF_QUEUE/deferred" "$PF_QUEUE/hold"
 
 # ------------------------------------------------------------------ one run
 run_one() {   # server size sessions rep count
@@ -155,6 +158,7 @@ memory_run() {
 SERVERS_TXT="sluiced $SLUICED (127.0.0.1:$SL_PORT) and Postfix $(/usr/sbin/postconf -c "$PF_CONF" -h mail_version) (127.0.0.1:$PF_PORT), both relaying to smtp-sink 127.0.0.1:$SINK_PORT"
 log "servers: $SERVERS_TXT"
 log "temp dir: $TMP"
+log "Postfix durability: $PF_DIRSYNC_TXT"
 log "REPEAT=$REPEAT COUNT_1K=$COUNT_1K COUNT_100K=$COUNT_100K SIZES='$SIZES' SESSIONS='$SESSIONS'"
 T_START=$(date +%s)
 
@@ -187,6 +191,7 @@ RESULTS=${RESULTS:-$(mktemp /tmp/sluice-relay-results.XXXXXX.txt)}
 {
     echo "sluice relay benchmark, $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(uname -r), $(nproc) CPUs"
     echo "servers: $SERVERS_TXT"
+    echo "Postfix durability: $PF_DIRSYNC_TXT"
     echo "client: smtp-source ${SRC_OPTS[*]} -s SESSIONS -m COUNT -l SIZE; end to end = until the sink counted every message"
     echo "REPEAT=$REPEAT COUNT_1K=$COUNT_1K COUNT_100K=$COUNT_100K; wall time $(($(date +%s) - T_START)) s"
     echo
