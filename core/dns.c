@@ -391,6 +391,29 @@ dns_query_addr(struct dns_resolver *r, const struct sockaddr *sa,
 	return q;
 }
 
+/* answer_wanted - c-ares is done with q: 0 (q freed) when nobody waits */
+static int
+answer_wanted(struct dns_query *q)
+{
+	q->in_ares = 0;
+	if (q->cb == NULL || q->r->closing) {
+		query_free(q);
+		return 0;
+	}
+	return 1;
+}
+
+/* answer_ready - the result is in q: on to the loop */
+static void
+answer_ready(struct dns_query *q, int timeouts)
+{
+	if (log_debug_enabled())
+		log_debug("event=dns_answer type=%s status=%s records=%zu "
+		    "timeouts=%d", dns_type_name(q->type),
+		    dns_status_name(q->res.status), q->res.nrrs, timeouts);
+	event_active(q->done, EV_TIMEOUT, 1);
+}
+
 /* c-ares' callback (cb NULL: cancelled): keep the result for the loop. */
 static void
 query_answered(void *arg, int status, int timeouts, unsigned char *abuf,
@@ -398,20 +421,13 @@ query_answered(void *arg, int status, int timeouts, unsigned char *abuf,
 {
 	struct dns_query	*q = arg;
 
-	q->in_ares = 0;
-	if (q->cb == NULL || q->r->closing) {
-		query_free(q);
+	if (!answer_wanted(q))
 		return;
-	}
 	if (status == ARES_SUCCESS)
 		dns_parse_answer(q->type, abuf, alen, &q->res);
 	else
 		q->res.status = status_from_ares(status);
-	if (log_debug_enabled())
-		log_debug("event=dns_answer type=%s status=%s records=%zu "
-		    "timeouts=%d", dns_type_name(q->type),
-		    dns_status_name(q->res.status), q->res.nrrs, timeouts);
-	event_active(q->done, EV_TIMEOUT, 1);
+	answer_ready(q, timeouts);
 }
 
 /* c-ares' callback of dns_query_addr(), as query_answered() */
@@ -420,20 +436,13 @@ host_answered(void *arg, int status, int timeouts, struct hostent *he)
 {
 	struct dns_query	*q = arg;
 
-	q->in_ares = 0;
-	if (q->cb == NULL || q->r->closing) {
-		query_free(q);
+	if (!answer_wanted(q))
 		return;
-	}
 	if (status == ARES_SUCCESS)
 		dns_result_host_names(&q->res, he);
 	else
 		q->res.status = status_from_ares(status);
-	if (log_debug_enabled())
-		log_debug("event=dns_answer type=PTR-of-address status=%s "
-		    "records=%zu timeouts=%d", dns_status_name(q->res.status),
-		    q->res.nrrs, timeouts);
-	event_active(q->done, EV_TIMEOUT, 1);
+	answer_ready(q, timeouts);
 }
 
 /* The callback may free the resolver: q is off its list by then. */
