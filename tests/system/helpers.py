@@ -388,3 +388,17 @@ def wait_log_event(srv, qid, event, timeout=10.0):
     """Bounded wait for an event=... line of qid; returns those lines."""
     return wait_for(lambda: log_events(srv, qid, event), timeout=timeout,
                     msg=f"{qid} event={event}; log:\n" + srv.log()[-3000:])
+
+
+def hosts_name(addr="127.0.0.1"):
+    """The first name /etc/hosts gives addr, as c-ares answers it (the
+    client's name at connect, dns.hosts_file), or None."""
+    try:
+        with open("/etc/hosts") as f:
+            for line in f:
+                fields = line.split("#", 1)[0].split()
+                if len(fields) >= 2 and fields[0] == addr:
+                    return fields[1]
+    except OSError:
+        pass
+    return None

@@ -22,20 +22,6 @@ end }
 """
 
 
-def hosts_name(addr="127.0.0.1"):
-    """The first name /etc/hosts gives addr (what c-ares answers), or
-    None."""
-    try:
-        with open("/etc/hosts") as f:
-            for line in f:
-                fields = line.split("#", 1)[0].split()
-                if len(fields) >= 2 and fields[0] == addr:
-                    return fields[1]
-    except OSError:
-        pass
-    return None
-
-
 @pytest.fixture
 def silent_dns():
     """A bound UDP socket that never answers: every query times out."""
@@ -62,7 +48,7 @@ def banner_and_name(server):
 
 
 def test_hosts_file_answers_without_dns(make_server, tmp_path, silent_dns):
-    want = hosts_name()
+    want = helpers.hosts_name()
     if want is None:
         pytest.skip("/etc/hosts has no name for 127.0.0.1")
     s = lua_server(make_server, tmp_path, {"lua": SHOW_NAME},
