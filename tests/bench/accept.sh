@@ -34,6 +34,8 @@
 #
 # Environment variables
 #   REPEAT=3          runs per cell (median is reported)
+#   SLUICED_YAML=""   lines appended to sluiced's configuration (a tuning
+#                     experiment, say "workers: 1"; the results header shows it)
 #   PF_DIRSYNC=auto   Postfix's directories synchronous only where its fsync
 #                     does not keep directory entries; 1 always, 0 never
 #   WARMUP=200        messages sent to each server before each cell's
@@ -103,6 +105,7 @@ listeners:
 domains: {local: [example.test]}
 mailboxes: {maildir: "$SL_MAIL/%d/%u/Maildir", users: [bench@example.test]}
 log: {target: stderr}
+${SLUICED_YAML:-}
 EOF
 if [[ $MILTER == 1 ]]; then
     milter_sluiced_yaml >>"$SL_CONF"
@@ -251,6 +254,7 @@ report_args=()
     echo "sluice $BENCH_KIND benchmark, $(date -u '+%Y-%m-%d %H:%M:%SZ'), $(uname -r), $(nproc) CPUs"
     echo "servers: $SERVERS_TXT"
     echo "Postfix durability: $PF_DIRSYNC_TXT"
+    [[ -z ${SLUICED_YAML:-} ]] || echo "sluiced configuration extra: ${SLUICED_YAML//$'\n'/; }"
     echo "client: smtp-source ${SRC_OPTS[*]} -s SESSIONS -m COUNT -l SIZE 127.0.0.1:PORT"
     echo "REPEAT=$REPEAT COUNT_1K=$COUNT_1K COUNT_100K=$COUNT_100K; wall time $(($(date +%s) - T_START)) s"
     echo "fsync baseline: before $FSYNC_BEFORE files/s, after $FSYNC_AFTER files/s (500 x 4 KiB, fsync each)"
