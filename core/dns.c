@@ -19,7 +19,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <netinet/in.h>
 
 #include <ares.h>
 #include <event2/event.h>
@@ -368,22 +367,10 @@ dns_query_addr(struct dns_resolver *r, const struct sockaddr *sa,
     dns_cb cb, void *arg)
 {
 	struct dns_query	*q = query_new(r, DNS_PTR, cb, arg);
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
-	const void		*addr;
-	int			 len, family = AF_INET;
+	unsigned char		 addr[16];
+	int			 len, family;
 
-	if (sa->sa_family == AF_INET) {
-		addr = &((const struct sockaddr_in *)sa)->sin_addr;
-		len = 4;
-	} else if (sa->sa_family == AF_INET6 &&
-	    IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr)) {
-		addr = &s6->sin6_addr.s6_addr[12];	/* as IPv4 */
-		len = 4;
-	} else if (sa->sa_family == AF_INET6) {
-		addr = &s6->sin6_addr;
-		len = 16;
-		family = AF_INET6;
-	} else
+	if ((len = dns_addr_bytes(sa, addr, &family)) == -1)
 		return query_error(q);
 	q->in_ares = 1;		/* the hosts file answers inside the call */
 	ares_gethostbyaddr(r->channel, addr, len, family, host_answered, q);

@@ -88,7 +88,7 @@ struct dns_query *dns_query(struct dns_resolver *, const char *name,
 /* the name of an address, as PTR records: the hosts file first, unless
    dns.hosts_file is off, then DNS (what the system resolver does); c-ares
    1.18 reports every failure of the DNS step, a timeout too, as
-   DNS_NXDOMAIN */
+   DNS_NXDOMAIN; a socket address that is not IP gets DNS_ERROR */
 struct dns_query *dns_query_addr(struct dns_resolver *,
 	    const struct sockaddr *, dns_cb, void *arg);
 void	dns_cancel(struct dns_query *);		/* NULL: no-op */
@@ -97,6 +97,10 @@ int	 dns_type_parse(const char *, enum dns_type *);	/* "MX", "txt" */
 const char *dns_type_name(enum dns_type);		/* "MX" */
 const char *dns_status_name(enum dns_status);		/* "NXDOMAIN" */
 int	 dns_name_valid(const char *);	/* 1: fit for a query, 0: not */
+/* an IP socket address's bytes: 4 (AF_INET, also for ::ffff:a.b.c.d) or
+   16 (AF_INET6) with *family set, -1 for other families */
+int	 dns_addr_bytes(const struct sockaddr *, unsigned char out[16],
+	    int *family);
 /* 1.2.0.192.in-addr.arpa, nibbles.ip6.arpa (::ffff:a.b.c.d as IPv4) */
 int	 dns_reverse_name(const struct sockaddr *, char *buf, size_t len);
 /* "192.0.2.1", "zen.example" -> "1.2.0.192.zen.example" (DNSBL) */

@@ -154,25 +154,42 @@ reverse_v6(const unsigned char *a, const char *zone, char *buf, size_t len)
 }
 
 int
-dns_reverse_name(const struct sockaddr *sa, char *buf, size_t len)
+dns_addr_bytes(const struct sockaddr *sa, unsigned char out[16], int *family)
 {
 	struct sockaddr_in	 sin;
 	struct sockaddr_in6	 sin6;
-	const unsigned char	*a;
 
-	if (sa == NULL || buf == NULL)
+	if (sa == NULL)
 		return -1;
 	if (sa->sa_family == AF_INET) {
 		memcpy(&sin, sa, sizeof(sin));
-		return reverse_v4((const unsigned char *)&sin.sin_addr,
-		    "in-addr.arpa", buf, len);
+		memcpy(out, &sin.sin_addr, 4);
+		*family = AF_INET;
+		return 4;
 	}
 	if (sa->sa_family != AF_INET6)
 		return -1;
 	memcpy(&sin6, sa, sizeof(sin6));
-	a = sin6.sin6_addr.s6_addr;
-	if (IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr))
-		return reverse_v4(a + 12, "in-addr.arpa", buf, len);
+	if (IN6_IS_ADDR_V4MAPPED(&sin6.sin6_addr)) {
+		memcpy(out, sin6.sin6_addr.s6_addr + 12, 4);
+		*family = AF_INET;
+		return 4;
+	}
+	memcpy(out, sin6.sin6_addr.s6_addr, 16);
+	*family = AF_INET6;
+	return 16;
+}
+
+int
+dns_reverse_name(const struct sockaddr *sa, char *buf, size_t len)
+{
+	unsigned char	 a[16];
+	int		 family;
+
+	if (buf == NULL || dns_addr_bytes(sa, a, &family) == -1)
+		return -1;
+	if (family == AF_INET)
+		return reverse_v4(a, "in-addr.arpa", buf, len);
 	return reverse_v6(a, "ip6.arpa", buf, len);
 }
 

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include <event2/bufferevent.h>
 
@@ -199,20 +198,18 @@ rdns_done(const struct dns_result *r, void *arg)
 void
 smtp_filter_connect(struct smtp_session *s)
 {
-	const struct sockaddr *sa = (const struct sockaddr *)&s->peer;
-
 	if (s->pipeline == NULL || s->pipeline->n == 0) {
 		smtp_greet(s);
 		return;
 	}
-	if (s->worker->dns == NULL ||
-	    (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)) {
+	if (s->worker->dns == NULL) {
 		s->rdns = xstrdup("unknown");
 		session_stage(s, SLUICE_ON_CONNECT, connect_done);
 		return;
 	}
-	session_wait(s);
-	s->rdns_query = dns_query_addr(s->worker->dns, sa, rdns_done, s);
+	session_wait(s);		/* not an IP client: "unknown" */
+	s->rdns_query = dns_query_addr(s->worker->dns,
+	    (const struct sockaddr *)&s->peer, rdns_done, s);
 }
 
 static void

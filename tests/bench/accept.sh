@@ -97,16 +97,7 @@ read -r PF_PORT SL_PORT < <("$PY" "$LIB" freeport 2)
 SL_CONF="$TMP/sluiced.yaml"
 SL_MAIL="$TMP/sluice-mail"
 mkdir -p "$TMP/sluice-spool" "$SL_MAIL"
-cat >"$SL_CONF" <<EOF
-hostname: bench.example.test
-spool: $TMP/sluice-spool
-listeners:
-  - {name: mx, address: 127.0.0.1, port: $SL_PORT, role: mx}
-domains: {local: [example.test]}
-mailboxes: {maildir: "$SL_MAIL/%d/%u/Maildir", users: [bench@example.test]}
-log: {target: stderr}
-${SLUICED_YAML:-}
-EOF
+sluiced_yaml "$TMP/sluice-spool" "$SL_PORT" "$SL_MAIL" "${SLUICED_YAML:-}" >"$SL_CONF"
 if [[ $MILTER == 1 ]]; then
     milter_sluiced_yaml >>"$SL_CONF"
     milter_sluiced_check "$SL_CONF"

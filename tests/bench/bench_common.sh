@@ -1,7 +1,8 @@
 # bench_common.sh - shell pieces shared by the benchmarks (sourced by
-# accept.sh and relay.sh): root check, cleanup trap, installing Postfix
-# without starting it, a private Postfix instance under the temp dir
-# (main.cf from the caller, master.cf here), and starting/stopping sluiced.
+# accept.sh, relay.sh and builds.sh): root check, cleanup trap, installing
+# Postfix without starting it, a private Postfix instance under the temp
+# dir (main.cf from the caller, master.cf here), sluiced's configuration,
+# and starting/stopping sluiced.
 #
 # The caller sets before sourcing: ROOT, PY, LIB, NAME (for messages). It
 # then calls bench_defaults (the settings), bench_setup (makes $TMP) and, for Postfix,
@@ -164,6 +165,22 @@ bench_setup() {
         fi
     fi
     [[ -x $SLUICED ]] || die "$SLUICED does not exist (even after make)."
+}
+
+# sluiced_yaml SPOOL PORT MAILBASE [EXTRA] - the benchmarks' sluiced
+# configuration: one mx listener on 127.0.0.1:PORT, bench@example.test
+# delivered into MAILBASE/example.test/bench/Maildir, then the lines EXTRA
+sluiced_yaml() {
+    cat <<EOF
+hostname: bench.example.test
+spool: $1
+listeners:
+  - {name: mx, address: 127.0.0.1, port: $2, role: mx}
+domains: {local: [example.test]}
+mailboxes: {maildir: "$3/%d/%u/Maildir", users: [bench@example.test]}
+log: {target: stderr}
+${4:-}
+EOF
 }
 
 # start_sluiced CONF PORT - in the foreground of a background job

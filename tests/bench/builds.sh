@@ -72,17 +72,8 @@ turn() {
     dir="$TMP/$side.$n"
     mkdir -p "$dir/spool" "$dir/mail"
     port=$("$PY" "$LIB" freeport)
-    cat >"$dir/sluiced.yaml" <<EOF
-hostname: bench.example.test
-spool: $dir/spool
-allow_root_filters: true
-listeners:
-  - {name: mx, address: 127.0.0.1, port: $port, role: mx}
-domains: {local: [example.test]}
-mailboxes: {maildir: "$dir/mail/%d/%u/Maildir", users: [bench@example.test]}
-log: {target: stderr}
-${EXTRA_YAML:-}
-EOF
+    sluiced_yaml "$dir/spool" "$port" "$dir/mail" \
+        "allow_root_filters: true"$'\n'"${EXTRA_YAML:-}" >"$dir/sluiced.yaml"
     # shellcheck disable=SC2086
     env $envs "$bin" -c "$dir/sluiced.yaml" </dev/null 2>"$dir/sluiced.log" &
     SLUICE_PID=$!
