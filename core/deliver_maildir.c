@@ -75,37 +75,60 @@ host_part(const char *host, char *buf, size_t len)
 	buf[o] = '\0';
 }
 
+/*
+ * maildir_crlf_to_lf - in place, drop every CR that is followed by LF;
+ * returns the new length. A CR in the last byte is left out and flagged
+ * in *cr_at_end: whether it is kept depends on the next chunk's first
+ * byte. Runs between CRs move with memchr/memmove, not byte by byte.
+ */
+size_t
+maildir_crlf_to_lf(char *buf, size_t n, int *cr_at_end)
+{
+	size_t o = 0, i = 0;
+
+	*cr_at_end = 0;
+	while (i < n) {
+		char *cr = memchr(buf + i, '\r', n - i);
+		size_t end = cr != NULL ? (size_t)(cr - buf) : n;
+
+		if (o != i)
+			memmove(buf + o, buf + i, end - i);
+		o += end - i;
+		if (cr == NULL)
+			break;
+		if (end + 1 == n) {
+			*cr_at_end = 1;
+			break;
+		}
+		if (buf[end + 1] != '\n')
+			buf[o++] = '\r';	/* a bare CR stays */
+		i = end + 1;
+	}
+	return o;
+}
+
 /* copy_lf - copy the queued message, CRLF becoming LF */
 static int
 copy_lf(int out, int in, uint64_t len)
 {
-	char *ibuf = xmalloc(COPY_CHUNK), *obuf = xmalloc(COPY_CHUNK);
+	char *buf = xmalloc(COPY_CHUNK);
 	uint64_t off = 0;
 	int pending_cr = 0, rv = -1;
 
 	while (off < len) {
-		size_t want = len - off < COPY_CHUNK ? (size_t)(len - off) : COPY_CHUNK;
-		ssize_t k = pread(in, ibuf, want, (off_t)off);
+		size_t want = len - off < COPY_CHUNK ? (size_t)(len - off) :
+		    COPY_CHUNK;
+		ssize_t k = pread(in, buf, want, (off_t)off);
 		if (k <= 0) {
 			if (k == 0)
 				errno = EIO;
 			goto out;
 		}
-		size_t o = 0;
-		for (ssize_t i = 0; i < k; i++) {
-			char c = ibuf[i];
-			if (pending_cr && c != '\n')
-				obuf[o++] = '\r';
-			pending_cr = (c == '\r');
-			if (!pending_cr)
-				obuf[o++] = c;
-			if (o >= COPY_CHUNK - 1) {
-				if (write_all(out, obuf, o) == -1)
-					goto out;
-				o = 0;
-			}
-		}
-		if (write_all(out, obuf, o) == -1)
+		if (pending_cr && buf[0] != '\n' &&
+		    write_all(out, "\r", 1) == -1)
+			goto out;
+		size_t o = maildir_crlf_to_lf(buf, (size_t)k, &pending_cr);
+		if (write_all(out, buf, o) == -1)
 			goto out;
 		off += (uint64_t)k;
 	}
@@ -113,8 +136,7 @@ copy_lf(int out, int in, uint64_t len)
 		goto out;
 	rv = 0;
 out:
-	free(ibuf);
-	free(obuf);
+	free(buf);
 	return rv;
 }
 

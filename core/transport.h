@@ -72,6 +72,9 @@ struct delivery {
 /* maildir_deliver - store into Maildir mailbox (path of the Maildir) */
 void	maildir_deliver(struct delivery *);
 
+/* maildir_crlf_to_lf - CRLF to LF in place (deliver_maildir.c) */
+size_t	maildir_crlf_to_lf(char *buf, size_t n, int *cr_at_end);
+
 /* maildir_path - expand the %d/%u template; -1 on an unsafe name */
 int	maildir_path(const char *tmpl, const char *local, const char *domain,
 	    char *buf, size_t len);

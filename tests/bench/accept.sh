@@ -48,6 +48,9 @@
 #   SLUICED=path      sluiced binary (default build/sluiced; built with `make`
 #                     at the repository root if missing)
 #   KEEP=1            keep the temp dir (configs, logs, spools, Maildirs)
+#   BENCH_DIR=/tmp    where the temp dir is made: both servers' spools and
+#                     Maildirs live there, so this picks the file system
+#                     measured (see README "Measuring on a busy file system")
 #   RESULTS=path      where to write the results (default /tmp/sluice-accept-*.txt)
 #   RUN_TIMEOUT=300   seconds before one smtp-source run is killed
 #   DRAIN_TIMEOUT=120 max seconds to wait for delivery after a run

@@ -151,7 +151,7 @@ install_deps() {
 # bench_setup PREFIX - dependencies, $TMP, the sluiced binary (built if missing)
 bench_setup() {
     install_deps
-    TMP=$(mktemp -d "/tmp/$1.XXXXXX")
+    TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/$1.XXXXXX")
     chmod 755 "$TMP"   # Postfix daemons and virtual (uid nobody) traverse it
     PF_CONF="$TMP/pf-conf"
     PF_QUEUE="$TMP/pf-queue"
