@@ -30,6 +30,7 @@
 #   EXTRA_YAML=""   lines appended to both configurations (a pipeline, say)
 #   ENV_A, ENV_B    extra environment for build A / B ("NAME=value ...")
 #   KEEP=0          1: keep the temp dir
+#   BENCH_DIR=/tmp  where the temp dir is made (the file system measured)
 #
 # The spools and Maildirs stay until the end: deleting thousands of files
 # makes ext4 without a journal slower at creating files for the next few
@@ -58,7 +59,7 @@ check_positive ROUNDS REPEAT COUNT SIZE SESSIONS
 [[ $WARMUP =~ ^[0-9]+$ ]] || die "WARMUP must be a number (got '$WARMUP')"
 
 install_deps
-TMP=$(mktemp -d /tmp/sluice-builds.XXXXXX)
+TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/sluice-builds.XXXXXX")
 RAW="$TMP/raw.tsv"
 : >"$RAW"
 

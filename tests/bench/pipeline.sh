@@ -22,6 +22,8 @@
 #   TMPFS=1 puts the spools and Maildirs on a tmpfs mounted for the run
 #   (root only): the disk's noise is gone and the filters' CPU cost shows
 #   against a faster baseline (a stricter test of the same targets).
+#   BENCH_DIR=/tmp picks where the temp dir is made (the file system
+#   measured).
 #
 # How to run
 #   bash tests/bench/pipeline.sh
@@ -52,7 +54,7 @@ if [[ ! -x $SMTP_SOURCE ]]; then
 fi
 [[ -x $SLUICED ]] || make -C "$ROOT" >/dev/null
 
-TMP=$(mktemp -d /tmp/sluice-pipeline.XXXXXX)
+TMP=$(mktemp -d "${BENCH_DIR:-/tmp}/sluice-pipeline.XXXXXX")
 PIDS=()
 MOUNTED=0
 cleanup() {

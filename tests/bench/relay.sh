@@ -34,6 +34,7 @@
 #   MEMORY=0            messages for the memory-growth run (0 = skip)
 #   SLUICED=path        sluiced binary (default build/sluiced)
 #   KEEP=1              keep the temp dir
+#   BENCH_DIR=/tmp      where the temp dir is made (the file system measured)
 #   RESULTS=path        results file (default /tmp/sluice-relay-*.txt)
 #   RUN_TIMEOUT=300     seconds before one run (send + relay) is given up
 set -euo pipefail
