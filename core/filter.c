@@ -7,6 +7,13 @@
  * leaves the walk to be taken up by call_finish() from the loop. A call
  * that suspends gets a timer; one that outlives its filter's timeout is
  * aborted and gets the filter's on_error verdict.
+ *
+ * Refused recipients: when a filter refuses a recipient at the rcpt
+ * stage, the walk goes on in "telling" mode over the later filters that
+ * see refused recipients (ops->sees_refused_rcpts), with subj->rcpt_refusal
+ * set and their verdicts ignored; the refusing call is kept for done().
+ * stage_run_refused_rcpt() starts a run in that mode for a recipient the
+ * server refused before the pipeline.
  */
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +45,9 @@ struct stage_run {
 	int walking;			/* inside walk(): no recursion */
 	int call_pending;		/* a call finished while walking */
 	struct stage_run **handle;	/* the caller's; NULL when done */
+	int telling;			/* telling a refused recipient */
+	struct sluice_call *decided;	/* the refusal told, for done() */
+	char refusal[VERDICT_TEXT_LEN + 32];	/* subj->rcpt_refusal */
 };
 
 static const char *const stage_names[SLUICE_NSTAGES] = {
@@ -117,6 +127,23 @@ int
 pipeline_has(const struct pipeline *p, enum sluice_stage s)
 {
 	return p != NULL && (p->stages & SLUICE_STAGE(s)) != 0;
+}
+
+/* sees_refused - f is told of refused recipients */
+static int
+sees_refused(const struct filter *f)
+{
+	return f->ops->sees_refused_rcpts &&
+	    (f->stages & SLUICE_STAGE(SLUICE_ON_RCPT));
+}
+
+int
+pipeline_sees_refused_rcpts(const struct pipeline *p)
+{
+	for (size_t i = 0; p != NULL && i < p->n; i++)
+		if (sees_refused(&p->filters[i]))
+			return 1;
+	return 0;
 }
 
 int
@@ -413,14 +440,50 @@ arm_timeout(struct stage_run *r, struct sluice_call *c)
 	evtimer_add(c->timer, &tv);
 }
 
+/* serves - f gets a call in this run */
+static int
+serves(const struct stage_run *r, const struct filter *f)
+{
+	return r->telling ? sees_refused(f) :
+	    (f->stages & SLUICE_STAGE(r->stage)) != 0;
+}
+
 /* next_filter - the next filter serving the stage, or NULL */
 static struct filter *
 next_filter(struct stage_run *r)
 {
-	while (r->next < r->p->n &&
-	    !(r->p->filters[r->next].stages & SLUICE_STAGE(r->stage)))
+	while (r->next < r->p->n && !serves(r, &r->p->filters[r->next]))
 		r->next++;
 	return r->next < r->p->n ? &r->p->filters[r->next++] : NULL;
+}
+
+/*
+ * tell_refusal - c refused the recipient: 1 when later filters are to be
+ * told (the walk goes on, c kept as r->decided), 0 when the chain ends
+ */
+static int
+tell_refusal(struct stage_run *r, struct sluice_call *c)
+{
+	const struct verdict *v = &c->verdict;
+	size_t i;
+
+	if (r->stage != SLUICE_ON_RCPT || (v->kind != SLUICE_REJECT &&
+	    v->kind != SLUICE_TEMPFAIL))
+		return 0;
+	for (i = r->next; i < r->p->n; i++)
+		if (sees_refused(&r->p->filters[i]))
+			break;
+	if (i == r->p->n)
+		return 0;
+	if (verdict_multiline(v))	/* a milter's own lines: the first */
+		snprintf(r->refusal, sizeof(r->refusal), "%.*s",
+		    (int)strcspn(v->reply, "\r\n"), v->reply);
+	else
+		verdict_reply(v, r->stage, r->refusal, sizeof(r->refusal));
+	r->subj->rcpt_refusal = r->refusal;
+	r->telling = 1;
+	r->decided = c;
+	return 1;
 }
 
 static void
@@ -431,6 +494,8 @@ finish_run(struct stage_run *r, struct sluice_call *last)
 	void *arg = r->arg;
 
 	memset(&result, 0, sizeof(result));
+	if (r->telling)
+		r->subj->rcpt_refusal = NULL;
 	if (last != NULL && r->stage != SLUICE_ON_DISCONNECT) {
 		result = last->verdict;
 		result.filter = last->filter->name;
@@ -459,10 +524,12 @@ walk(struct stage_run *r)
 		if (c != NULL) {		/* the call that just ended */
 			if (r->call_pending)
 				log_call(c);
-			if (r->stage != SLUICE_ON_DISCONNECT &&
-			    c->verdict.kind != SLUICE_CONTINUE)
-				break;
-			call_release(c);
+			if (!r->telling && r->stage != SLUICE_ON_DISCONNECT &&
+			    c->verdict.kind != SLUICE_CONTINUE) {
+				if (!tell_refusal(r, c))
+					break;	/* else kept in r->decided */
+			} else
+				call_release(c);
 			c = r->call = NULL;
 		}
 		if ((f = next_filter(r)) == NULL)
@@ -477,11 +544,11 @@ walk(struct stage_run *r)
 		}
 	}
 	r->walking = 0;
-	finish_run(r, c);
+	finish_run(r, r->decided != NULL ? r->decided : c);
 }
 
-void
-stage_run(struct pipeline *p, enum sluice_stage stage,
+static struct stage_run *
+run_new(struct pipeline *p, enum sluice_stage stage,
     struct filter_subject *subj, stage_done_fn done, void *arg,
     struct stage_run **handle)
 {
@@ -495,6 +562,28 @@ stage_run(struct pipeline *p, enum sluice_stage stage,
 	r->handle = handle;
 	if (handle != NULL)
 		*handle = r;
+	return r;
+}
+
+void
+stage_run(struct pipeline *p, enum sluice_stage stage,
+    struct filter_subject *subj, stage_done_fn done, void *arg,
+    struct stage_run **handle)
+{
+	walk(run_new(p, stage, subj, done, arg, handle));
+}
+
+void
+stage_run_refused_rcpt(struct pipeline *p, struct filter_subject *subj,
+    const char *reply, stage_done_fn done, void *arg,
+    struct stage_run **handle)
+{
+	struct stage_run *r = run_new(p, SLUICE_ON_RCPT, subj, done, arg,
+	    handle);
+
+	r->telling = 1;
+	snprintf(r->refusal, sizeof(r->refusal), "%s", reply);
+	subj->rcpt_refusal = r->refusal;
 	walk(r);
 }
 
@@ -513,6 +602,10 @@ stage_cancel(struct stage_run *r)
 		c->state = CALL_DONE;
 		call_release(c);
 	}
+	if (r->decided != NULL)
+		call_release(r->decided);
+	if (r->telling)
+		r->subj->rcpt_refusal = NULL;
 	if (r->handle != NULL)
 		*r->handle = NULL;
 	pipeline_unref(r->p);

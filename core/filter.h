@@ -78,6 +78,9 @@ struct filter_subject {
 	const struct mail_params *mp;
 	const char *rcpt;		/* rcpt stage: the candidate */
 	const struct rcpt_params *rp;
+	/* rcpt stage, only for filters that see refused recipients: the
+	   reply that refused rcpt ("550 5.1.1 <a@b>: ..."), else NULL */
+	const char *rcpt_refusal;
 	/*
 	 * message and queue stages: the message, read on first use through
 	 * subject_msg() (msg_load fills msg); msg_size is known at once
@@ -137,6 +140,10 @@ struct filter_ops {
 	   message committed or refused), and the session ended */
 	void (*tx_end)(struct filter *, void *state);
 	void (*session_end)(struct filter *, void *state);
+	/* also called at rcpt for a recipient refused before it (by the
+	   server's checks or an earlier filter; subj->rcpt_refusal is set),
+	   its verdict ignored: milters that negotiated SMFIP_RCPT_REJ */
+	int sees_refused_rcpts;
 };
 
 struct filter {
@@ -179,6 +186,16 @@ void	stage_run(struct pipeline *, enum sluice_stage,
 	    struct filter_subject *, stage_done_fn, void *arg,
 	    struct stage_run **handle);
 void	stage_cancel(struct stage_run *);
+/*
+ * stage_run_refused_rcpt - the server itself refused subj->rcpt with
+ * reply: the filters that see refused recipients are told (in order, each
+ * verdict ignored), then done() gets continue. A refusal by a filter at
+ * the rcpt stage is told to the later ones of them by stage_run itself.
+ */
+void	stage_run_refused_rcpt(struct pipeline *, struct filter_subject *,
+	    const char *reply, stage_done_fn, void *arg,
+	    struct stage_run **handle);
+int	pipeline_sees_refused_rcpts(const struct pipeline *);
 
 /* for filter kinds: the call is over (verdict already set) */
 void	call_finish(struct sluice_call *);

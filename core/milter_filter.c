@@ -213,10 +213,45 @@ event_reply(struct milter_sess *ms, const struct milter_reply *r)
 	milter_call_done(ms);
 }
 
-/* send_event - macros, then the event; wait for its reply unless NR */
+/*
+ * refused_reply - the answer about a recipient refused before this milter
+ * (SMFIP_RCPT_REJ): checked, then ignored, as Postfix does: the recipient
+ * stays refused whatever the milter says
+ */
 static void
-send_event(struct milter_sess *ms, int cmd, int mstage,
-    const struct milter_buf *b, uint32_t nr_flag)
+refused_reply(struct milter_sess *ms, const struct milter_reply *r)
+{
+	char buf[80];
+
+	switch (r->code) {
+	case SMFIR_QUARANTINE:
+		return;				/* not final: keep reading */
+	case SMFIR_CONTINUE:
+	case SMFIR_ACCEPT:
+	case SMFIR_REJECT:
+	case SMFIR_TEMPFAIL:
+	case SMFIR_REPLYCODE:
+	case SMFIR_DISCARD:
+		break;
+	case SMFIR_SHUTDOWN:
+	case SMFIR_CONN_FAIL:
+		ms->done = 1;
+		milter_close(ms);
+		break;
+	default:
+		snprintf(buf, sizeof(buf), "unexpected reply '%c' to a "
+		    "refused recipient", r->code);
+		milter_fail(ms, buf);
+		return;
+	}
+	milter_call_done(ms);
+}
+
+/* send_event_then - macros, then the event; wait for its reply with fn
+   unless NR */
+static void
+send_event_then(struct milter_sess *ms, int cmd, int mstage,
+    const struct milter_buf *b, uint32_t nr_flag, milter_reply_fn fn)
 {
 	if (milter_send_macros(ms, cmd, mstage) == -1 ||
 	    milter_send(ms, b) == -1)
@@ -224,7 +259,15 @@ send_event(struct milter_sess *ms, int cmd, int mstage,
 	if (milter_no_reply(ms, nr_flag))
 		milter_call_done(ms);
 	else
-		milter_expect(ms, ms->def->conf->command_timeout, event_reply);
+		milter_expect(ms, ms->def->conf->command_timeout, fn);
+}
+
+/* send_event - macros, then the event; wait for its reply unless NR */
+static void
+send_event(struct milter_sess *ms, int cmd, int mstage,
+    const struct milter_buf *b, uint32_t nr_flag)
+{
+	send_event_then(ms, cmd, mstage, b, nr_flag, event_reply);
 }
 
 static int
@@ -370,6 +413,11 @@ ev_mail(struct milter_sess *ms)
 	send_event(ms, SMFIC_MAIL, SMFIM_ENVFROM, &b, SMFIP_NR_MAIL);
 }
 
+/*
+ * ev_rcpt - RCPT; for a recipient refused before this milter
+ * (subj->rcpt_refusal) only when it asked for those (SMFIP_RCPT_REJ), with
+ * the refusal in the macros and its answer ignored
+ */
 static void
 ev_rcpt(struct milter_sess *ms)
 {
@@ -378,16 +426,23 @@ ev_rcpt(struct milter_sess *ms)
 	struct milter_str argv[8];
 	struct milter_buf b;
 	size_t n;
+	int refused = ms->call->subj->rcpt_refusal != NULL;
 
+	if (refused && !(ms->protocol & SMFIP_RCPT_REJ)) {
+		milter_call_done(ms);
+		return;
+	}
 	milter_buf_init(&b, mem, sizeof(mem));
 	n = rcpt_args(ms->call->subj, bufs, argv);
 	if (milter_skips(ms, SMFIP_NORCPT) ||
 	    milter_put_rcpt(&b, argv, n) == -1) {
-		milter_send_macros(ms, SMFIC_RCPT, SMFIM_ENVRCPT);
+		if (!refused)
+			milter_send_macros(ms, SMFIC_RCPT, SMFIM_ENVRCPT);
 		milter_call_done(ms);
 		return;
 	}
-	send_event(ms, SMFIC_RCPT, SMFIM_ENVRCPT, &b, SMFIP_NR_RCPT);
+	send_event_then(ms, SMFIC_RCPT, SMFIM_ENVRCPT, &b, SMFIP_NR_RCPT,
+	    refused ? refused_reply : event_reply);
 }
 
 static void
@@ -528,4 +583,5 @@ const struct filter_ops filter_milter_ops = {
 	.abort = milter_abort_call,
 	.tx_end = milter_tx_end,
 	.session_end = milter_session_end,
+	.sees_refused_rcpts = 1,
 };

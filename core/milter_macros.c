@@ -44,6 +44,50 @@ domain_of(const char *addr)
 	return at ? at + 1 : NULL;
 }
 
+/*
+ * refusal_split - of "550 5.1.1 <a@b>: text", the reply that refused a
+ * recipient: the enhanced code into code (the class's "5.0.0" when it has
+ * none), and the text after it
+ */
+static const char *
+refusal_split(const char *reply, char *code, size_t len)
+{
+	const char *p = reply;
+	size_t k;
+
+	while (*p >= '0' && *p <= '9' && p - reply < 3)
+		p++;
+	if (*p == ' ' || *p == '-')
+		p++;
+	k = strspn(p, "0123456789.");
+	if (k >= 5 && k < len && p[k] == ' ' && p[0] == reply[0] &&
+	    p[1] == '.') {
+		memcpy(code, p, k);
+		code[k] = '\0';
+		return p + k + 1;
+	}
+	snprintf(code, len, "%c.0.0", reply[0] == '4' ? '4' : '5');
+	return p;
+}
+
+/*
+ * refusal_value - the recipient macros of a refused recipient, as Postfix
+ * sends them to milters with SMFIP_RCPT_REJ: {rcpt_mailer} "error",
+ * {rcpt_host} the enhanced status code, {rcpt_addr} the reply's text
+ */
+static const char *
+refusal_value(const char *name, const char *reply, char *buf, size_t len)
+{
+	const char *text;
+
+	if (strcmp(name, "{rcpt_mailer}") == 0)
+		return "error";
+	text = refusal_split(reply, buf, len);
+	if (strcmp(name, "{rcpt_host}") == 0)
+		return buf;
+	return text;			/* {rcpt_addr} */
+}
+
 /* value - of macro name (as configured: "j", "{daemon_name}") or NULL */
 static const char *
 value(const char *name, struct filter_subject *s, char *buf, size_t len)
@@ -92,6 +136,10 @@ value(const char *name, struct filter_subject *s, char *buf, size_t len)
 		return s->auth_user ? s->auth_mech : NULL;
 	if (strcmp(name, "{mail_addr}") == 0)
 		return s->env ? s->env->sender : NULL;
+	if (s->rcpt_refusal != NULL && (strcmp(name, "{rcpt_addr}") == 0 ||
+	    strcmp(name, "{rcpt_host}") == 0 ||
+	    strcmp(name, "{rcpt_mailer}") == 0))
+		return refusal_value(name, s->rcpt_refusal, buf, len);
 	if (strcmp(name, "{rcpt_addr}") == 0)
 		return s->rcpt;
 	if (strcmp(name, "{rcpt_host}") == 0)

@@ -309,6 +309,21 @@ rcpt_done(struct smtp_session *s, const struct verdict *v)
 	free(rcpt);
 }
 
+/* rcpt_refused - the server's own refusal, once milters that asked for
+   refused recipients (SMFIP_RCPT_REJ) have been told */
+static void
+rcpt_refused(struct smtp_session *s, const struct verdict *v)
+{
+	struct smtp_tx *tx = s->tx;
+
+	(void)v;			/* the recipient stays refused */
+	session_reply(s, "%s", tx->refusal);
+	free(tx->rcpt);
+	free(tx->refusal);
+	tx->rcpt = tx->refusal = NULL;
+	session_client_error(s);
+}
+
 static void
 cmd_rcpt(struct smtp_session *s, char *args)
 {
@@ -339,11 +354,13 @@ cmd_rcpt(struct smtp_session *s, char *args)
 		snprintf(text, sizeof(text), reply, rcpt);
 		metrics_inc(M_MESSAGES_REJECTED, "rcpt", reply == relay_denied ?
 		    "relay_denied" : "unknown_user");
-		session_reply(s, "%s", text);
 		log_info("qid=%s session=%016llx event=reject stage=rcpt "
 		    "to=%s reply=%s", tx->env.id, SID(s), log_q(rcpt),
 		    log_q(text));
-		session_client_error(s);
+		tx->rcpt = xstrdup(rcpt);
+		tx->rp = rp;
+		tx->refusal = xstrdup(text);
+		session_stage_refused_rcpt(s, text, rcpt_refused);
 		return;
 	}
 	tx->rcpt = xstrdup(rcpt);

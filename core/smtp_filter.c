@@ -102,6 +102,23 @@ stage_done(void *arg, const struct verdict *v)
 	session_resume(s);
 }
 
+/* stage_start - the continuation, and the session waits for it */
+static struct stage_ctx *
+stage_start(struct smtp_session *s, enum sluice_stage st,
+    session_stage_fn next)
+{
+	struct stage_ctx *ctx;
+
+	subject_refresh(s);
+	s->subj.modifiable = (st == SLUICE_ON_MESSAGE);
+	ctx = xmalloc(sizeof(*ctx));
+	ctx->s = s;
+	ctx->next = next;
+	session_wait(s);
+	s->run_ctx = ctx;
+	return ctx;
+}
+
 void
 session_stage(struct smtp_session *s, enum sluice_stage st,
     session_stage_fn next)
@@ -113,14 +130,24 @@ session_stage(struct smtp_session *s, enum sluice_stage st,
 		next(s, &cont);
 		return;
 	}
-	subject_refresh(s);
-	s->subj.modifiable = (st == SLUICE_ON_MESSAGE);
-	ctx = xmalloc(sizeof(*ctx));
-	ctx->s = s;
-	ctx->next = next;
-	session_wait(s);
-	s->run_ctx = ctx;
+	ctx = stage_start(s, st, next);
 	stage_run(s->pipeline, st, &s->subj, stage_done, ctx, &s->run);
+}
+
+void
+session_stage_refused_rcpt(struct smtp_session *s, const char *reply,
+    session_stage_fn next)
+{
+	static const struct verdict cont;
+	struct stage_ctx *ctx;
+
+	if (!pipeline_sees_refused_rcpts(s->pipeline)) {
+		next(s, &cont);
+		return;
+	}
+	ctx = stage_start(s, SLUICE_ON_RCPT, next);
+	stage_run_refused_rcpt(s->pipeline, &s->subj, reply, stage_done, ctx,
+	    &s->run);
 }
 
 int

@@ -161,6 +161,7 @@ tx_free(struct smtp_tx *tx)
 	qwriter_free(tx->msg);
 	envelope_clear(&tx->env);
 	free(tx->rcpt);
+	free(tx->refusal);
 	if (tx->have_message)
 		message_clear(&tx->message);
 	free(tx);

@@ -70,6 +70,7 @@ struct smtp_tx {
 	struct mail_params mp;
 	struct rcpt_params rp;		/* of the RCPT being filtered */
 	char *rcpt;			/* the RCPT being filtered */
+	char *refusal;			/* the server's reply refusing it */
 	struct message message;		/* message stage: what filters see */
 	int have_message;
 	int content_done;		/* the whole message is in */
@@ -141,6 +142,10 @@ typedef void (*session_stage_fn)(struct smtp_session *,
 	    const struct verdict *);
 void	smtp_filter_subject_init(struct smtp_session *);
 void	session_stage(struct smtp_session *, enum sluice_stage,
+	    session_stage_fn next);
+/* session_stage_refused_rcpt - tx->rcpt was refused with reply by the
+   server itself: the filters that want to know are told, then next() */
+void	session_stage_refused_rcpt(struct smtp_session *, const char *reply,
 	    session_stage_fn next);
 void	smtp_filter_connect(struct smtp_session *);
 int	smtp_filter_disconnect(struct smtp_session *);
