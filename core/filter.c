@@ -50,9 +50,10 @@ struct stage_run {
 	char refusal[VERDICT_TEXT_LEN + 32];	/* subj->rcpt_refusal */
 };
 
-static const char *const stage_names[SLUICE_NSTAGES] = {
+static const char *const stage_names[SLUICE_NSTAGES + 1] = {
 	"connect", "helo", "auth", "mail", "rcpt", "data", "message",
 	"queue", "deliver", "delivered", "deferred", "bounced", "disconnect",
+	"unknown-command",		/* STAGE_UNKNOWN_CMD: never parsed */
 };
 
 static const char *const verdict_names[] = {
@@ -63,7 +64,7 @@ static const char *const verdict_names[] = {
 const char *
 stage_name(enum sluice_stage s)
 {
-	return (unsigned)s < SLUICE_NSTAGES ? stage_names[s] : "?";
+	return (unsigned)s <= SLUICE_NSTAGES ? stage_names[s] : "?";
 }
 
 int

@@ -28,6 +28,14 @@
 #include "tags.h"
 
 struct conf_filter;
+
+/*
+ * STAGE_UNKNOWN_CMD - an SMTP command sluiced does not know, offered to
+ * the filters that take it (milters, as their UNKNOWN event) before the
+ * 500 reply; a refusal replaces that reply. Not a plugin stage: no
+ * configuration can name it (stage_parse), only milters serve it.
+ */
+#define STAGE_UNKNOWN_CMD	((enum sluice_stage)SLUICE_NSTAGES)
 struct config;
 struct envelope;
 struct event;
@@ -81,6 +89,8 @@ struct filter_subject {
 	/* rcpt stage, only for filters that see refused recipients: the
 	   reply that refused rcpt ("550 5.1.1 <a@b>: ..."), else NULL */
 	const char *rcpt_refusal;
+	/* STAGE_UNKNOWN_CMD: the unrecognised command line */
+	const char *unknown_cmd;
 	/*
 	 * message and queue stages: the message, read on first use through
 	 * subject_msg() (msg_load fills msg); msg_size is known at once

@@ -60,7 +60,8 @@ milter_load(struct filter *f, char *err, size_t errlen)
 	    SLUICE_STAGE(SLUICE_ON_HELO) | SLUICE_STAGE(SLUICE_ON_MAIL) |
 	    SLUICE_STAGE(SLUICE_ON_RCPT) | SLUICE_STAGE(SLUICE_ON_DATA) |
 	    SLUICE_STAGE(SLUICE_ON_MESSAGE) |
-	    SLUICE_STAGE(SLUICE_ON_DISCONNECT);
+	    SLUICE_STAGE(SLUICE_ON_DISCONNECT) |
+	    SLUICE_STAGE(STAGE_UNKNOWN_CMD);
 	f->timeout_s = MILTER_CALL_LIMIT;
 	return 0;
 }
@@ -109,7 +110,7 @@ scope_closed(struct milter_sess *ms, enum sluice_stage st)
 		   saying HELO again does not get around it */
 		ms->refused = *v;
 		ms->refused.reply = NULL;	/* the call's, freed with it */
-	} else if (st != SLUICE_ON_RCPT)
+	} else if (st != SLUICE_ON_RCPT && st != STAGE_UNKNOWN_CMD)
 		ms->tx_done = 1;
 }
 
@@ -171,11 +172,12 @@ milter_decide(struct milter_sess *ms, const struct milter_reply *r)
 		reply_code(c, r);
 		break;
 	case SMFIR_DISCARD:
-		if (st == SLUICE_ON_CONNECT || st == SLUICE_ON_HELO) {
+		if (st == SLUICE_ON_CONNECT || st == SLUICE_ON_HELO ||
+		    st == STAGE_UNKNOWN_CMD) {
 			log_warnx("qid=- session=%016llx event=milter-ignored "
-			    "filter=%s reason=\"discard before MAIL\"",
+			    "filter=%s reason=\"discard at %s\"",
 			    (unsigned long long)c->subj->session_id,
-			    ms->filter->name);
+			    ms->filter->name, stage_name(st));
 			return 1;
 		}
 		call_set_verdict(c, SLUICE_DISCARD, 0, NULL, NULL);
@@ -462,6 +464,41 @@ ev_data(struct milter_sess *ms)
 	send_event(ms, SMFIC_DATA, SMFIM_DATA, &b, SMFIP_NR_DATA);
 }
 
+/*
+ * ev_unknown - an SMTP command sluiced does not know (v3 and later, unless
+ * the filter asked for NOUNKNOWN), the whole line; no macros, as with
+ * Postfix's empty milter_unknown_command_macros
+ */
+static void
+ev_unknown(struct milter_sess *ms)
+{
+	const char *line = ms->call->subj->unknown_cmd;
+	size_t cap = strlen(line) + 8;
+	unsigned char *mem;
+	struct milter_buf b;
+	int rv;
+
+	if (ms->version < 3 || milter_skips(ms, SMFIP_NOUNKNOWN)) {
+		milter_call_done(ms);
+		return;
+	}
+	mem = xmalloc(cap);
+	milter_buf_init(&b, mem, cap);
+	if (milter_put_unknown(&b, milter_cstr(line)) == -1) {
+		free(mem);			/* not sendable */
+		milter_call_done(ms);
+		return;
+	}
+	rv = milter_send(ms, &b);
+	free(mem);
+	if (rv == -1)
+		return;			/* failed: the call is finished */
+	if (milter_no_reply(ms, SMFIP_NR_UNKN))
+		milter_call_done(ms);
+	else
+		milter_expect(ms, ms->def->conf->command_timeout, event_reply);
+}
+
 /* failed_before - the default action again, quietly, for a broken one */
 static void
 failed_before(struct sluice_call *c)
@@ -534,6 +571,9 @@ milter_call(struct sluice_call *c)
 		break;
 	case SLUICE_ON_MESSAGE:
 		milter_message_start(ms);
+		break;
+	case STAGE_UNKNOWN_CMD:
+		ev_unknown(ms);
 		break;
 	default:
 		milter_call_done(ms);

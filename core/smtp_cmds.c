@@ -446,10 +446,22 @@ cmd_http(struct smtp_session *s, char *args)
 }
 
 static void
-cmd_unknown(struct smtp_session *s, char *args)
+unknown_done(struct smtp_session *s, const struct verdict *v)
 {
-	(void)args;
-	refuse(s, "500 5.5.2 Error: command not recognized");
+	free(s->unknown_cmd);
+	s->unknown_cmd = NULL;
+	if (!session_refuse(s, STAGE_UNKNOWN_CMD, v))
+		refuse(s, "500 5.5.2 Error: command not recognized");
+	else if (!(s->flags & SS_CLOSE))
+		session_client_error(s);
+}
+
+/* cmd_unknown - line: the whole command; milters may answer it first */
+static void
+cmd_unknown(struct smtp_session *s, char *line)
+{
+	s->unknown_cmd = xstrdup(line);
+	session_stage(s, STAGE_UNKNOWN_CMD, unknown_done);
 }
 
 static const cmd_fn commands[] = {
@@ -524,5 +536,6 @@ smtp_dispatch(struct smtp_session *s, char *line, size_t len)
 		refuse(s, "530 5.7.0 Authentication required");
 		return;
 	}
-	commands[cmd.verb](s, cmd.args);
+	commands[cmd.verb](s, cmd.verb == CMD_UNKNOWN ?
+	    line + strspn(line, " ") : cmd.args);
 }

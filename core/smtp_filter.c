@@ -75,6 +75,7 @@ subject_refresh(struct smtp_session *s)
 
 	f->client_rdns = s->rdns;
 	f->helo = s->helo;
+	f->unknown_cmd = s->unknown_cmd;
 	f->env = tx ? &tx->env : NULL;
 	f->mp = tx ? &tx->mp : NULL;
 	f->rcpt = tx ? tx->rcpt : NULL;

@@ -327,6 +327,7 @@ session_destroy(struct smtp_session *s)
 	smtp_guard_clear(&s->guard);
 	free(s->helo);
 	free(s->rdns);
+	free(s->unknown_cmd);
 	smtp_auth_clear(s);
 	tags_clear(&s->tags);
 	pipeline_unref(s->pipeline);

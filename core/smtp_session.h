@@ -130,6 +130,7 @@ struct smtp_session {
 	struct filter_subject subj;	/* what filters see of us */
 	struct tags tags;		/* session tags */
 	char *rdns;			/* reverse DNS name, when looked up */
+	char *unknown_cmd;		/* the unknown command being filtered */
 	struct dns_query *rdns_query;
 	int disconnect_done;		/* the disconnect stage has run */
 	struct stage_run *run;		/* a suspended stage, or NULL */

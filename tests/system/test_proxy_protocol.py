@@ -15,6 +15,7 @@ import pytest
 
 import helpers
 from helpers import message, wait_for
+from conftest import SLUICED
 from procs import free_port
 
 V2_SIG = b"\r\n\r\n\x00\r\nQUIT\n"
@@ -280,11 +281,9 @@ def test_implicit_tls_behind_the_balancer(make_server, tmp_path):
 
 def test_config_needs_from(make_server):
     import subprocess
-    import os
     srv = make_server({}, start=False)
     srv.cfg["listeners"][0]["proxy_protocol"] = {"timeout": "2s"}
     srv.write_config()
-    sluiced = os.environ.get("SLUICED")
-    r = subprocess.run([sluiced, "-t", "-c", srv.cfg_path],
+    r = subprocess.run([SLUICED, "-t", "-c", srv.cfg_path],
                        capture_output=True, text=True)
     assert r.returncode != 0 and "proxy_protocol needs 'from'" in r.stderr
