@@ -16,6 +16,13 @@ def server(make_server, m, **entry):
                         "limits": {"errors": 3}})
 
 
+def greeted(srv):
+    """A raw session after EHLO."""
+    c = srv.raw()
+    helpers.ehlo(c)
+    return c
+
+
 def unknown_events(m):
     conn = max(e["conn"] for e in m.events())
     return m.events("unknown", conn=conn)
@@ -24,8 +31,7 @@ def unknown_events(m):
 def test_the_whole_line_is_offered_and_500_stays(make_server, milters):
     m = milters.scripted({})
     srv = server(make_server, m)
-    c = srv.raw()
-    helpers.ehlo(c)
+    c = greeted(srv)
     code, text = c.cmd("XFOO  bar baz")
     assert code == 500 and "5.5.2" in text, (code, text)
     assert c.cmd("NOOP")[0] == 250
@@ -38,8 +44,7 @@ def test_answers_that_do_not_refuse_leave_the_500(make_server, milters,
                                                   action):
     m = milters.scripted({"callbacks": {"unknown": {"action": action}}})
     srv = server(make_server, m)
-    c = srv.raw()
-    helpers.ehlo(c)
+    c = greeted(srv)
     assert c.cmd("XFOO")[0] == 500
     assert c.cmd("NOOP")[0] == 250
     assert len(unknown_events(m)) == 1
@@ -49,8 +54,7 @@ def test_custom_reply_replaces_the_500(make_server, milters):
     m = milters.scripted({"callbacks": {"unknown": {"reply": {
         "code": "550", "xcode": "5.7.1", "text": "no XFOO here"}}}})
     srv = server(make_server, m)
-    c = srv.raw()
-    helpers.ehlo(c)
+    c = greeted(srv)
     code, text = c.cmd("XFOO")
     assert code == 550 and "5.7.1 no XFOO here" in text, (code, text)
     assert c.cmd("NOOP")[0] == 250
@@ -60,8 +64,7 @@ def test_custom_reply_replaces_the_500(make_server, milters):
 def test_tempfail_gives_451(make_server, milters):
     m = milters.scripted({"callbacks": {"unknown": {"action": "tempfail"}}})
     srv = server(make_server, m)
-    c = srv.raw()
-    helpers.ehlo(c)
+    c = greeted(srv)
     code, text = c.cmd("XFOO")
     assert code == 451 and text.startswith("4.7.1"), (code, text)
 
@@ -70,8 +73,7 @@ def test_421_closes_the_session(make_server, milters):
     m = milters.scripted({"callbacks": {"unknown": {"reply": {
         "code": "421", "xcode": "4.7.0", "text": "go away"}}}})
     srv = server(make_server, m)
-    c = srv.raw()
-    helpers.ehlo(c)
+    c = greeted(srv)
     code, text = c.cmd("XFOO")
     assert code == 421 and "go away" in text
     assert c.closed(timeout=3)
@@ -81,8 +83,7 @@ def test_unknown_commands_still_count_as_errors(make_server, milters):
     m = milters.scripted({"callbacks": {"unknown": {"reply": {
         "code": "550", "xcode": "5.7.1", "text": "no"}}}})
     srv = server(make_server, m)             # limits.errors: 3
-    c = srv.raw()
-    helpers.ehlo(c)
+    c = greeted(srv)
     assert c.cmd("XONE")[0] == 550
     assert c.cmd("XTWO")[0] == 550
     assert c.cmd("XTHREE")[0] == 550
@@ -90,22 +91,16 @@ def test_unknown_commands_still_count_as_errors(make_server, milters):
     assert c.closed(timeout=3)
 
 
-def test_nounknown_gets_nothing(make_server, milters):
-    m = milters.scripted({"protocol": ["NOUNKNOWN"], "callbacks": {
-        "unknown": {"action": "reject"}}})
-    srv = server(make_server, m)
-    c = srv.raw()
-    helpers.ehlo(c)
-    assert c.cmd("XFOO")[0] == 500
-    assert c.cmd("NOOP")[0] == 250
-    assert unknown_events(m) == []
-
-
-def test_version_2_gets_nothing(make_server, milters):
-    m = milters.scripted({"callbacks": {"unknown": {"action": "reject"}}})
-    srv = server(make_server, m, protocol=2)
-    c = srv.raw()
-    helpers.ehlo(c)
+@pytest.mark.parametrize("scenario,entry", [
+    ({"protocol": ["NOUNKNOWN"]}, {}),       # the milter asked not to
+    ({}, {"protocol": 2}),                   # no UNKNOWN in version 2
+])
+def test_milters_that_cannot_take_it_get_nothing(make_server, milters,
+                                                 scenario, entry):
+    m = milters.scripted(dict(scenario, callbacks={
+        "unknown": {"action": "reject"}}))
+    srv = server(make_server, m, **entry)
+    c = greeted(srv)
     assert c.cmd("XFOO")[0] == 500
     assert c.cmd("NOOP")[0] == 250
     assert unknown_events(m) == []
@@ -114,8 +109,7 @@ def test_version_2_gets_nothing(make_server, milters):
 def test_broken_answer_gets_the_default_action(make_server, milters):
     bad = milters.bad(on="U", do="unknown")
     srv = server(make_server, bad, default_action="tempfail")
-    c = srv.raw()
-    helpers.ehlo(c)
+    c = greeted(srv)
     code, text = c.cmd("XFOO")
     assert code == 451, (code, text)
     wait_log(srv, "event=filter-error stage=unknown-command filter=m")
