@@ -163,3 +163,31 @@ def test_broken_answer_about_a_refused_recipient(make_server, milters):
     wait_log(srv, "event=filter-error stage=rcpt filter=bad")
     with srv.smtp() as c:                    # a new session, served
         assert c.ehlo("client.example.test")[0] == 250
+
+
+def test_pipelined_refusals_and_unknown_commands_answer_in_order(
+        make_server, milters):
+    """One PIPELINING batch mixing refused and good recipients and an
+    unknown command, with a milter that takes both kinds of event: every
+    reply comes back in order and the message is delivered."""
+    m = milters.scripted(refusing())
+    srv = make_server({"pipeline": [{"milter": m.spec, "name": "m"}]})
+    c = srv.raw()
+    helpers.ehlo(c)
+    c.send(b"MAIL FROM:<sender@remote.test>\r\n"
+           b"RCPT TO:<nobody@example.test>\r\n"
+           b"XFOO bar\r\n"
+           b"RCPT TO:<alice@example.test>\r\n"
+           b"RCPT TO:<someone@elsewhere.test>\r\n"
+           b"DATA\r\n")
+    codes = [code for code, _ in c.replies(6)]
+    assert codes == [250, 550, 500, 250, 554, 354]
+    code, text = c.cmd("Subject: pipelined\r\n\r\nbody\r\n.")
+    assert code == 250, text
+    srv.wait_mail("alice")
+    ev = [(e["ev"], e["args"].get("addr") or e["args"].get("cmd"))
+          for e in m.events(conn=max(e["conn"] for e in m.events()))
+          if e["ev"] in ("rcpt", "unknown")]
+    assert ev == [("rcpt", "<nobody@example.test>"), ("unknown", "XFOO bar"),
+                  ("rcpt", "<alice@example.test>"),
+                  ("rcpt", "<someone@elsewhere.test>")]
