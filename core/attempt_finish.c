@@ -233,14 +233,33 @@ finish_done(void *arg)
 	attempt_free(a);
 }
 
+/* delivered_any - some recipient was delivered in this attempt */
+static int
+delivered_any(const struct attempt *a)
+{
+	for (size_t i = 0; i < a->n; i++)
+		if (a->tried[i] && a->res[i].result == DELIVER_OK)
+			return 1;
+	return 0;
+}
+
+/*
+ * attempt_decide - record the results, plan what follows, finish. While
+ * the server stops: an attempt that delivered nothing is dropped (tried
+ * again at once at the next start, as if it had not begun); one that
+ * delivered to someone is recorded here and now, on the queue manager's
+ * thread (the delivery pool is going away), so that no recipient gets a
+ * second copy after the restart; its other recipients are due at once.
+ */
 void
 attempt_decide(struct attempt *a)
 {
 	uint64_t now = (uint64_t)time(NULL);
 	uint64_t arrival = a->m.env.arrival / 1000000;
 	uint64_t age = now > arrival ? now - arrival : 0;
+	int pending;
 
-	if (attempt_is_stopping) {	/* results are lost: retried later */
+	if (attempt_is_stopping && !delivered_any(a)) {
 		a->rep.outcome = ATTEMPT_DEFERRED;
 		a->rep.next = now;
 		finish_done(a);
@@ -250,9 +269,17 @@ attempt_decide(struct attempt *a)
 		if (a->tried[i])
 			record(a, i);
 	a->st.last_attempt = now;
-	if (qstatus_count(&a->st, RCPT_PENDING) > 0)
+	pending = qstatus_count(&a->st, RCPT_PENDING) > 0;
+	if (pending)
 		plan_retry(a, now, age);
-	else if (!a->quarantine && a->ndsn[DSN_KIND_FAIL] == 0 &&
+	if (attempt_is_stopping) {
+		if (pending)
+			a->st.next_attempt = a->rep.next = now;
+		finish_work(a);
+		finish_done(a);
+		return;
+	}
+	if (!pending && !a->quarantine && a->ndsn[DSN_KIND_FAIL] == 0 &&
 	    a->ndsn[DSN_KIND_DELAY] == 0 && a->ndsn[DSN_KIND_SUCCESS] == 0) {
 		/* the usual end: all delivered, no notice to queue, nothing
 		   to sync; the removal is one rename, not worth two trips

@@ -8,6 +8,7 @@
  * deferred queue costs little RAM. Operator requests for a message whose
  * attempt is running (hold, delete, bounce) wait for the attempt's end.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@
 #include "util.h"
 
 #define ENTRY_BUCKETS	4096
+#define QMGR_STOP_WAIT	10	/* s for attempts in flight at shutdown */
 
 enum after { AFTER_NOTHING, AFTER_HOLD, AFTER_DELETE, AFTER_BOUNCE };
 
@@ -63,6 +65,7 @@ static struct {
 } qm;
 
 static void dispatch(void);
+static void maybe_stopped(void);
 
 static unsigned
 bucket(const char *id)
@@ -227,6 +230,7 @@ attempt_done(void *arg, const struct attempt_report *rep)
 	} else if (!qm.stopping)
 		schedule_at(e, rep->next);
 	dispatch();
+	maybe_stopped();
 }
 
 static void
@@ -321,6 +325,18 @@ qmgr_recover(void)
 	dispatch();
 }
 
+/* maybe_stopped - stopping and no attempt left: qmgr_stop() may go on */
+static void
+maybe_stopped(void)
+{
+	if (!qm.stopping || qm.in_flight > 0)
+		return;
+	pthread_mutex_lock(&qm.mu);
+	qm.stopped = 1;
+	pthread_cond_signal(&qm.cv);
+	pthread_mutex_unlock(&qm.mu);
+}
+
 static void
 stop_on_loop(void *arg)
 {
@@ -328,21 +344,34 @@ stop_on_loop(void *arg)
 	qm.stopping = 1;
 	attempt_stopping();
 	control_close();
-	dest_shutdown();
-	pthread_mutex_lock(&qm.mu);
-	qm.stopped = 1;
-	pthread_cond_signal(&qm.cv);
-	pthread_mutex_unlock(&qm.mu);
+	dest_shutdown();		/* remote deliveries end at once */
+	maybe_stopped();
 }
 
+/*
+ * qmgr_stop - no new attempts; the ones in flight (local deliveries, a
+ * result filter still running) end and record what they delivered, for
+ * at most QMGR_STOP_WAIT seconds: after that their results are lost and
+ * the messages are tried again at the next start.
+ */
 void
 qmgr_stop(void)
 {
+	struct timespec until;
+	int timed_out = 0;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += QMGR_STOP_WAIT;
 	loop_call(server.qmgr, stop_on_loop, NULL);
 	pthread_mutex_lock(&qm.mu);
-	while (!qm.stopped)
-		pthread_cond_wait(&qm.cv, &qm.mu);
+	while (!qm.stopped && !timed_out)
+		timed_out = pthread_cond_timedwait(&qm.cv, &qm.mu,
+		    &until) == ETIMEDOUT;
 	pthread_mutex_unlock(&qm.mu);
+	if (timed_out)
+		log_warnx("event=shutdown-deliveries-unfinished wait=%us "
+		    "note=\"their messages are tried again at the next "
+		    "start\"", QMGR_STOP_WAIT);
 }
 
 void

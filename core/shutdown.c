@@ -12,8 +12,12 @@
  *      commit already running is still answered (the commit pool is
  *      drained before the workers go), a message half received is
  *      dropped unacknowledged, so the queue holds only whole messages.
- *   4. The queue manager stops: deliveries in flight finish and record
- *      their outcome, the rest stays queued for the next start.
+ *   4. The queue manager stops: remote deliveries in flight are cut off
+ *      (tried again at once at the next start); local ones, and result
+ *      filters still running, get up to QMGR_STOP_WAIT seconds to end,
+ *      and whatever was delivered is recorded before the exit, so no
+ *      recipient gets a second copy after the restart. The rest stays
+ *      queued for the next start.
  * Threads: main thread.
  */
 #include <stdatomic.h>
@@ -71,6 +75,12 @@ drain_sessions(unsigned timeout)
 	}
 }
 
+static void
+exit_on_loop(void *arg)
+{
+	loop_exit(arg);
+}
+
 void
 server_stop(void)
 {
@@ -90,8 +100,8 @@ server_stop(void)
 	pipeline_unref(server.pipeline);	/* sessions are gone: last ref */
 	metrics_http_stop();			/* it asks the queue manager */
 	qmgr_stop();
-	iopool_free(server.delivery_pool);
-	loop_exit(server.qmgr);
+	iopool_free(server.delivery_pool);	/* results reach the manager */
+	loop_call(server.qmgr, exit_on_loop, server.qmgr);	/* after them */
 	loop_join(server.qmgr);
 	qmgr_free();
 	loop_free(server.qmgr);

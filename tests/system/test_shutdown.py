@@ -122,3 +122,28 @@ def test_bad_shutdown_timeout_refused(make_server, tmp_path):
                        capture_output=True, timeout=10)
     assert r.returncode == 1
     assert b"shutdown_timeout" in r.stderr and b"out of range" in r.stderr
+
+
+def test_delivery_in_flight_at_the_stop_is_recorded_once(make_server,
+                                                          tmp_path):
+    """A message already in the Maildir whose attempt is still running (a
+    'delivered' filter takes 1.5 s) when SIGTERM comes: the server waits
+    for the attempt and records the delivery before it exits, so the
+    restarted server does not deliver the message a second time."""
+    lua = tmp_path / "slow_delivered.lua"
+    lua.write_text("return { delivered = function(ctx) sleep(1.5) end }\n")
+    srv = make_server({"shutdown_timeout": "20s",
+                       "pipeline": [{"lua": str(lua)}]})
+    with srv.smtp() as c:
+        c.ehlo("client.example.test")
+        assert c.mail("sender@remote.test")[0] == 250
+        assert c.rcpt("alice@example.test")[0] == 250
+        helpers.queued_id(c.data(b"Subject: in flight\r\n\r\nbody\r\n"))
+    srv.wait_mail("alice")                   # delivered, filter running
+    sigterm(srv)
+    assert wait_exit(srv, 15) == 0
+    assert "event=removed" in srv.run_log()
+    srv.start()
+    time.sleep(1)                            # time to deliver it again
+    assert len(srv.read_mail("alice")) == 1
+    assert srv.queued_ids() == []
