@@ -146,7 +146,7 @@ void	milter_message_reset(struct milter_sess *);
 
 /* milter_macros.c */
 /* milter_send_macros - the 'D' packet for event cmd from list stage,
-   queued to go out with the next packet */
+   queued to go out with the next packet (stage SMFIM_NONE: none) */
 int	milter_send_macros(struct milter_sess *, int cmd, int stage);
 const char *milter_default_macros(int stage);
 

@@ -476,7 +476,6 @@ ev_unknown(struct milter_sess *ms)
 	size_t cap = strlen(line) + 8;
 	unsigned char *mem;
 	struct milter_buf b;
-	int rv;
 
 	if (ms->version < 3 || milter_skips(ms, SMFIP_NOUNKNOWN)) {
 		milter_call_done(ms);
@@ -484,19 +483,11 @@ ev_unknown(struct milter_sess *ms)
 	}
 	mem = xmalloc(cap);
 	milter_buf_init(&b, mem, cap);
-	if (milter_put_unknown(&b, milter_cstr(line)) == -1) {
-		free(mem);			/* not sendable */
-		milter_call_done(ms);
-		return;
-	}
-	rv = milter_send(ms, &b);
-	free(mem);
-	if (rv == -1)
-		return;			/* failed: the call is finished */
-	if (milter_no_reply(ms, SMFIP_NR_UNKN))
-		milter_call_done(ms);
+	if (milter_put_unknown(&b, milter_cstr(line)) == -1)
+		milter_call_done(ms);		/* not sendable */
 	else
-		milter_expect(ms, ms->def->conf->command_timeout, event_reply);
+		send_event(ms, SMFIC_UNKNOWN, SMFIM_NONE, &b, SMFIP_NR_UNKN);
+	free(mem);
 }
 
 /* failed_before - the default action again, quietly, for a broken one */

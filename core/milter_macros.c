@@ -14,6 +14,7 @@
 #include "milter_client.h"
 #include "server.h"
 #include "smtp_params.h"
+#include "smtp_reply.h"
 #include "util.h"
 
 /* Postfix's defaults, by SMFIM_* stage (milter-protocol.md section 6.1) */
@@ -59,12 +60,11 @@ refusal_split(const char *reply, char *code, size_t len)
 		p++;
 	if (*p == ' ' || *p == '-')
 		p++;
-	k = strspn(p, "0123456789.");
-	if (k >= 5 && k < len && p[k] == ' ' && p[0] == reply[0] &&
-	    p[1] == '.') {
+	k = smtp_enhanced_len(p, strlen(p), reply[0]);
+	if (k > 0 && k < len) {
 		memcpy(code, p, k);
 		code[k] = '\0';
-		return p + k + 1;
+		return p[k] == ' ' ? p + k + 1 : p + k;
 	}
 	snprintf(code, len, "%c.0.0", reply[0] == '4' ? '4' : '5');
 	return p;
@@ -217,6 +217,8 @@ milter_send_macros(struct milter_sess *ms, int cmd, int stage)
 	struct milter_cached *mc = cmd == SMFIC_HEADER ? &ms->mcache[0] :
 	    cmd == SMFIC_BODY ? &ms->mcache[1] : NULL;
 
+	if (stage == SMFIM_NONE)
+		return 0;
 	if (mc != NULL && mc->built) {
 		if (mc->len == 0)
 			return 0;

@@ -153,6 +153,8 @@
 #define SMFIM_EOM		5
 #define SMFIM_EOH		6
 #define MILTER_STAGES		7
+#define SMFIM_NONE		(-1)	/* our own: an event without macros
+					   (UNKNOWN, as Postfix sends it) */
 
 /* Family byte of SMFIC_CONNECT. */
 #define MILTER_FAMILY_INET	'4'

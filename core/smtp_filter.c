@@ -103,13 +103,21 @@ stage_done(void *arg, const struct verdict *v)
 	session_resume(s);
 }
 
-/* stage_start - the continuation, and the session waits for it */
+/*
+ * stage_start - the continuation, and the session waits for it; NULL
+ * when no filter runs (next() has been told continue)
+ */
 static struct stage_ctx *
-stage_start(struct smtp_session *s, enum sluice_stage st,
+stage_start(struct smtp_session *s, enum sluice_stage st, int runs,
     session_stage_fn next)
 {
+	static const struct verdict cont;
 	struct stage_ctx *ctx;
 
+	if (!runs) {
+		next(s, &cont);
+		return NULL;
+	}
 	subject_refresh(s);
 	s->subj.modifiable = (st == SLUICE_ON_MESSAGE);
 	ctx = xmalloc(sizeof(*ctx));
@@ -124,31 +132,23 @@ void
 session_stage(struct smtp_session *s, enum sluice_stage st,
     session_stage_fn next)
 {
-	static const struct verdict cont;
-	struct stage_ctx *ctx;
+	struct stage_ctx *ctx = stage_start(s, st, pipeline_has(s->pipeline,
+	    st), next);
 
-	if (!pipeline_has(s->pipeline, st)) {
-		next(s, &cont);
-		return;
-	}
-	ctx = stage_start(s, st, next);
-	stage_run(s->pipeline, st, &s->subj, stage_done, ctx, &s->run);
+	if (ctx != NULL)
+		stage_run(s->pipeline, st, &s->subj, stage_done, ctx, &s->run);
 }
 
 void
 session_stage_refused_rcpt(struct smtp_session *s, const char *reply,
     session_stage_fn next)
 {
-	static const struct verdict cont;
-	struct stage_ctx *ctx;
+	struct stage_ctx *ctx = stage_start(s, SLUICE_ON_RCPT,
+	    pipeline_sees_refused_rcpts(s->pipeline), next);
 
-	if (!pipeline_sees_refused_rcpts(s->pipeline)) {
-		next(s, &cont);
-		return;
-	}
-	ctx = stage_start(s, SLUICE_ON_RCPT, next);
-	stage_run_refused_rcpt(s->pipeline, &s->subj, reply, stage_done, ctx,
-	    &s->run);
+	if (ctx != NULL)
+		stage_run_refused_rcpt(s->pipeline, &s->subj, reply,
+		    stage_done, ctx, &s->run);
 }
 
 int

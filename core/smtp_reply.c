@@ -32,12 +32,8 @@ digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-/*
- * enhanced_len - length of an RFC 3463 code "c.sss.ddd" at s whose class
- * is cls ('2', '4', '5'), followed by a space or the end; 0 if none
- */
-static size_t
-enhanced_len(const char *s, size_t len, char cls)
+size_t
+smtp_enhanced_len(const char *s, size_t len, char cls)
 {
 	size_t i = 0, n;
 
@@ -120,7 +116,7 @@ smtp_reply_feed(struct smtp_reply *r, const char *line, size_t len,
 	const char *t = len > 4 ? line + 4 : line + len;
 	size_t tlen = len > 4 ? len - 4 : 0;
 	keep_line(r, t, tlen);
-	size_t e = enhanced_len(t, tlen, line[0]);
+	size_t e = smtp_enhanced_len(t, tlen, line[0]);
 	if (e > 0) {
 		if (r->nlines == 0 && e < sizeof(r->enhanced))
 			snprintf(r->enhanced, sizeof(r->enhanced), "%.*s",

@@ -48,6 +48,9 @@ void	smtp_reply_clear(struct smtp_reply *);	/* frees kept lines */
 /* smtp_reply_feed - one line, CRLF removed */
 enum reply_feed smtp_reply_feed(struct smtp_reply *, const char *line,
 	    size_t len, const char **why);
+/* smtp_enhanced_len - length of an RFC 3463 code "c.sss.ddd" at s whose
+   class is cls ('2', '4', '5'), followed by a space or the end; 0 if none */
+size_t	smtp_enhanced_len(const char *s, size_t len, char cls);
 /* smtp_reply_format - "550 5.1.1 text" (what DSNs and logs show) */
 void	smtp_reply_format(const struct smtp_reply *, char *buf, size_t len);
 
