@@ -23,6 +23,12 @@ def greeted(srv):
     return c
 
 
+def replying(code, xcode, text):
+    """A scenario: the milter answers UNKNOWN with this reply."""
+    return {"callbacks": {"unknown": {"reply": {
+        "code": code, "xcode": xcode, "text": text}}}}
+
+
 def unknown_events(m):
     conn = max(e["conn"] for e in m.events())
     return m.events("unknown", conn=conn)
@@ -51,8 +57,7 @@ def test_answers_that_do_not_refuse_leave_the_500(make_server, milters,
 
 
 def test_custom_reply_replaces_the_500(make_server, milters):
-    m = milters.scripted({"callbacks": {"unknown": {"reply": {
-        "code": "550", "xcode": "5.7.1", "text": "no XFOO here"}}}})
+    m = milters.scripted(replying("550", "5.7.1", "no XFOO here"))
     srv = server(make_server, m)
     c = greeted(srv)
     code, text = c.cmd("XFOO")
@@ -70,8 +75,7 @@ def test_tempfail_gives_451(make_server, milters):
 
 
 def test_421_closes_the_session(make_server, milters):
-    m = milters.scripted({"callbacks": {"unknown": {"reply": {
-        "code": "421", "xcode": "4.7.0", "text": "go away"}}}})
+    m = milters.scripted(replying("421", "4.7.0", "go away"))
     srv = server(make_server, m)
     c = greeted(srv)
     code, text = c.cmd("XFOO")
@@ -80,8 +84,7 @@ def test_421_closes_the_session(make_server, milters):
 
 
 def test_unknown_commands_still_count_as_errors(make_server, milters):
-    m = milters.scripted({"callbacks": {"unknown": {"reply": {
-        "code": "550", "xcode": "5.7.1", "text": "no"}}}})
+    m = milters.scripted(replying("550", "5.7.1", "no"))
     srv = server(make_server, m)             # limits.errors: 3
     c = greeted(srv)
     assert c.cmd("XONE")[0] == 550
